@@ -1,0 +1,27 @@
+# Do VLMs have bad eyes? Neuron superposition and attribute binding in CLIP.
+#
+# Paths (all under the working directory, see README.md):
+#   results/dataset/...            the toy-shapes images and their tables
+#   results/<model>/...            everything computed for one model of `models:`
+#   logs/<rule>/<wildcards>.log    one log per job; benchmarks/ likewise
+#
+# Run:  snakemake --cores 8 --resources gpu=1 [--configfile my.yaml]
+from snakemake.utils import min_version
+
+min_version("9.14.8")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

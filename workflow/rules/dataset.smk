@@ -1,0 +1,38 @@
+if config["dataset"]["external"]:
+
+    rule import_dataset:
+        """Copy a user's dataset (validated at start-up) into results/dataset/."""
+        input:
+            objects=config["dataset"]["external"]["objects"],
+            images=config["dataset"]["external"]["images"],
+        output:
+            images=directory("results/dataset/images"),
+            images_table="results/dataset/images.parquet",
+            objects_table="results/dataset/objects.parquet",
+        log:
+            "logs/import_dataset.log",
+        conda:
+            "../../envs/workflow.yaml"
+        params:
+            dataset=dataset_params(),
+        script:
+            "../scripts/import_dataset.py"
+
+else:
+
+    rule generate_dataset:
+        """Draw the toy-shapes images (METHOD.md section 1) and their tables."""
+        output:
+            images=directory("results/dataset/images"),
+            images_table="results/dataset/images.parquet",
+            objects_table="results/dataset/objects.parquet",
+        log:
+            "logs/generate_dataset.log",
+        benchmark:
+            "benchmarks/generate_dataset.tsv"
+        conda:
+            "../../envs/workflow.yaml"
+        params:
+            dataset=dataset_params(),
+        script:
+            "../scripts/generate_dataset.py"

@@ -1,0 +1,69 @@
+"""Architecture configs of open_clip models, read without importing torch.
+
+Start-up checks (layer indices, token grids) need a model's depth and width before any
+job runs; reading open_clip's JSON config directly keeps `snakemake -n` fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+
+class UnknownArchitecture(ValueError):
+    pass
+
+
+def open_clip_config_dir() -> Path:
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("open_clip is not installed (pip install open-clip-torch)")
+    return Path(next(iter(spec.submodule_search_locations))) / "model_configs"
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in, nested dicts key by key (inputs untouched)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def architecture_config(arch: str, local_dir: str | Path | None = None, overrides=None) -> dict:
+    """The model config of `arch`: `<local_dir>/<arch>.json` first, then open_clip's own."""
+    candidates = []
+    if local_dir is not None:
+        candidates.append(Path(local_dir) / f"{arch}.json")
+    candidates.append(open_clip_config_dir() / f"{arch}.json")
+    for path in candidates:
+        if path.exists():
+            return deep_merge(json.loads(path.read_text()), overrides or {})
+    known = sorted(p.stem for p in open_clip_config_dir().glob("*.json"))
+    raise UnknownArchitecture(
+        f"unknown architecture {arch!r}: not in {local_dir} nor open_clip's configs "
+        f"(for example {', '.join(k for k in known if k.startswith('ViT-'))[:200]}...)"
+    )
+
+
+def vision_geometry(cfg: dict) -> dict:
+    """Depth, width, input size, patch size and token grid of a ViT vision tower."""
+    v = cfg["vision_cfg"]
+    if isinstance(v.get("layers"), (list, tuple)) or "timm_model_name" in v:
+        raise UnknownArchitecture("only open_clip ViT vision towers are supported")
+    size = v["image_size"]
+    size = size if isinstance(size, int) else size[0]
+    grid = size // v["patch_size"]
+    return {
+        "layers": int(v["layers"]),
+        "width": int(v["width"]),
+        "image_size": int(size),
+        "patch_size": int(v["patch_size"]),
+        "grid": int(grid),
+        "tokens": int(grid * grid + 1),
+        "embed_dim": int(cfg["embed_dim"]),
+    }
