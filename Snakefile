@@ -6,6 +6,8 @@
 #   logs/<rule>/<wildcards>.log    one log per job; benchmarks/ likewise
 #
 # Run:  snakemake --cores 8 --resources gpu=1 [--configfile my.yaml]
+import re
+
 from snakemake.utils import min_version
 
 min_version("9.14.8")
@@ -18,7 +20,16 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    model="|".join(re.escape(name) for name in MODELS),
+    layer=r"\d+",
+
+
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/activations.smk"
 
 
 rule all:

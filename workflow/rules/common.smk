@@ -60,7 +60,69 @@ def dataset_params():
 
 
 def all_targets():
-    return [
-        "results/dataset/images.parquet",
-        "results/dataset/objects.parquet",
-    ]
+    targets = ["results/dataset/images.parquet", "results/dataset/objects.parquet"]
+    for name, m in MODELS.items():
+        targets.append(f"results/{name}/activations.zarr")
+        if m["weights"] == "toy":
+            targets.append(f"results/{name}/toy_model/zero_shot.tsv")
+    return targets
+
+
+# --- models ---------------------------------------------------------------------------
+
+from vlmbinding.archs import architecture_config, vision_geometry  # noqa: E402
+from vlmbinding.models import weights_kind  # noqa: E402
+
+MODELS = {m["name"]: m for m in config["models"]}
+ARCH_DIR = REPO / "resources" / "models"
+
+
+def model_params(wildcards):
+    """What identifies a model's weights, as plain values (tracked for reruns)."""
+    m = MODELS[wildcards.model]
+    return {k: m[k] for k in sorted(m)}
+
+
+def toy_checkpoint(name):
+    return f"results/{name}/toy_model/checkpoint.pt"
+
+
+def weights_input(wildcards):
+    """The checkpoint file the activation rule reads, if the weights are a file."""
+    m = MODELS[wildcards.model]
+    kind = weights_kind(m["weights"])
+    if kind == "toy":
+        return toy_checkpoint(m["name"])
+    if kind == "file":
+        return m["weights"]
+    return []
+
+
+def arch_cfg(wildcards):
+    """The resolved architecture config (tracked, so editing resources/models reruns)."""
+    m = MODELS[wildcards.model]
+    if weights_kind(m["weights"]) == "hf-hub":
+        return None
+    return architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg"))
+
+
+def model_geometry(m):
+    """Depth and width of a model's vision tower, or None when only the hub knows."""
+    if weights_kind(m["weights"]) == "hf-hub":
+        return None
+    try:
+        return vision_geometry(architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg")))
+    except ValueError as e:
+        raise WorkflowError(f"models entry {m['name']!r}: {e}") from None
+
+
+def toy_params():
+    """Training settings of toy models plus the vocabulary they learn."""
+    toy = config["toy"]
+    vocab = {k: config["dataset"][k] for k in ("shapes", "colors", "positions", "width", "height")}
+    return {**{k: toy[k] for k in sorted(toy)}, "vocabulary": vocab}
+
+
+def activation_params():
+    a = config["activations"]
+    return {k: a[k] for k in sorted(a)}

@@ -1,0 +1,28 @@
+rule train_toy_model:
+    """Train the offline toy CLIP on captioned toy scenes and test it zero-shot."""
+    output:
+        checkpoint=toy_checkpoint("{model}"),
+        zero_shot=report(
+            "results/{model}/toy_model/zero_shot.tsv",
+            caption="../report/toy_zero_shot.rst",
+            category="{model}",
+            subcategory="Toy model",
+            labels={"model": "{model}", "table": "zero-shot accuracy"},
+        ),
+        curve="results/{model}/toy_model/training_curve.tsv",
+    params:
+        model=model_params,
+        toy=toy_params(),
+        arch_cfg=arch_cfg,
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/train_toy_model/{model}.log",
+    benchmark:
+        "benchmarks/train_toy_model/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/train_toy_model.py"

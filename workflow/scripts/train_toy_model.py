@@ -1,0 +1,59 @@
+"""Rule train_toy_model: train the offline toy CLIP and evaluate it zero-shot."""
+
+import logging
+
+import open_clip
+import pandas as pd
+import torch
+
+from vlmbinding import toymodel as tm
+from vlmbinding.dataset import Canvas
+from vlmbinding.logs import to_file
+from vlmbinding.models import _tokenizer_for, _transform_for, pick_device, save_checkpoint
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+log = logging.getLogger("train_toy_model")
+toy, cfg = snakemake.params.toy, snakemake.params.arch_cfg
+vocab = Vocabulary.from_config(toy["vocabulary"])
+device = pick_device(snakemake.params.device)
+torch.set_num_threads(snakemake.threads)
+torch.set_flush_denormal(True)
+
+objects, captions = tm.training_scenes(vocab, toy["scenes"], toy["max_objects"], toy["seed"])
+images = tm.render_scenes(objects, cfg["vision_cfg"]["image_size"])
+log.info(f"{len(images)} training scenes drawn, e.g. {captions[0]!r}")
+
+torch.manual_seed(toy["seed"])
+model = open_clip.CLIP(**cfg)
+tokenizer = _tokenizer_for(cfg)
+preprocess = _transform_for(model)
+curve = tm.train(
+    model,
+    tokenizer,
+    images,
+    captions,
+    toy["epochs"],
+    toy["batch_size"],
+    toy["lr"],
+    toy["weight_decay"],
+    toy["warmup_steps"],
+    toy["seed"],
+    open_clip.OPENAI_DATASET_MEAN,
+    open_clip.OPENAI_DATASET_STD,
+    device,
+)
+accuracy = tm.zero_shot_accuracy(
+    model,
+    tokenizer,
+    preprocess,
+    vocab,
+    toy["eval_images"],
+    toy["seed"] + 10_000,
+    Canvas(toy["vocabulary"]["width"], toy["vocabulary"]["height"]),
+    device,
+)
+log.info("zero-shot accuracy on held-out single objects:\n%s", accuracy.to_string(index=False))
+save_checkpoint(model.cpu(), cfg, snakemake.output.checkpoint, vocabulary=toy["vocabulary"])
+accuracy.to_csv(snakemake.output.zero_shot, sep="\t", index=False)
+pd.DataFrame(curve).to_csv(snakemake.output.curve, sep="\t", index=False)

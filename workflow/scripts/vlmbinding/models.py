@@ -1,0 +1,235 @@
+"""Loading CLIP models: open_clip tags, local checkpoint files, hf-hub ids, toy checkpoints.
+
+Two traps are handled here rather than left to the user:
+- OpenAI weights were trained with QuickGELU, but open_clip's plain architecture names
+  (ViT-L-14) use GELU and only *warn* when given OpenAI weights. We force QuickGELU
+  whenever the weights say so, and a test checks it.
+- Without network, open_clip tries to download an uncached tag and can hang; we check
+  the cache first and fail at once with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .archs import architecture_config, vision_geometry
+
+log = logging.getLogger(__name__)
+
+HF_HUB_PREFIX = "hf-hub:"
+HUB_HOST = ("huggingface.co", 443)
+
+
+class WeightsUnavailable(RuntimeError):
+    """Weights that cannot be had here (not cached and no network, unknown tag, ...)."""
+
+
+@dataclass
+class LoadedModel:
+    """An open_clip CLIP model with what is needed to feed it."""
+
+    model: torch.nn.Module
+    preprocess: object  # PIL image -> tensor (the model's own transform)
+    tokenizer: object  # list[str] -> token tensor
+    arch: str
+    weights: str
+    model_cfg: dict = field(default_factory=dict)
+
+    @property
+    def geometry(self) -> dict:
+        return vision_geometry(self.model_cfg)
+
+    @property
+    def quick_gelu(self) -> bool:
+        return bool(self.model_cfg.get("quick_gelu", False))
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' takes CUDA when available; 'cuda' without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def weights_kind(weights: str) -> str:
+    """'toy' | 'hf-hub' | 'file' | 'tag' for a models[].weights value."""
+    if weights == "toy":
+        return "toy"
+    if weights.startswith(HF_HUB_PREFIX):
+        return "hf-hub"
+    if os.sep in weights or Path(weights).suffix in (".pt", ".pth", ".bin", ".safetensors"):
+        return "file"
+    return "tag"
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(HUB_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_message(what: str, arch: str) -> str:
+    return (
+        f"{what} is not in the local cache and the model hub cannot be reached. Either run "
+        f"once on a machine with network (the weights are cached under ~/.cache/huggingface "
+        f"or $HF_HOME, copy that folder here), or download the checkpoint file yourself and "
+        f"set `weights: /path/to/checkpoint` in the models entry for {arch}."
+    )
+
+
+def tag_config(arch: str, tag: str) -> dict:
+    """open_clip's pretrained config for `arch`/`tag`, or a WeightsUnavailable naming the tags."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise WeightsUnavailable(
+            f"weights {tag!r} are not an open_clip tag for {arch} (tags: {tags}), nor a file"
+        )
+    return cfg
+
+
+def tag_is_cached(cfg: dict, cache_dir: str | None = None) -> bool:
+    """Whether open_clip would find these tag weights without downloading."""
+    hub = cfg.get("hf_hub")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        # open_clip's convention: 'org/repo/filename' or 'org/repo/' for its default names
+        repo, filename = os.path.split(hub)
+        names = [filename] if filename else ["open_clip_model.safetensors"]
+        names += ["open_clip_pytorch_model.bin"] if not filename else []
+        return any(
+            isinstance(try_to_load_from_cache(repo, n, cache_dir=cache_dir), str) for n in names
+        )
+    url = cfg.get("url")
+    if url:
+        root = cache_dir or os.path.expanduser("~/.cache/clip")
+        return Path(root, os.path.basename(url)).exists()
+    return False
+
+
+def _build_from_cfg(model_cfg: dict) -> torch.nn.Module:
+    import open_clip
+
+    cfg = dict(model_cfg)
+    return open_clip.CLIP(**cfg)
+
+
+def _tokenizer_for(model_cfg: dict):
+    import open_clip
+
+    context_length = model_cfg.get("text_cfg", {}).get("context_length", 77)
+
+    def tokenize(texts):
+        return open_clip.tokenize(list(texts), context_length=context_length)
+
+    return tokenize
+
+
+def _transform_for(model: torch.nn.Module):
+    import open_clip
+
+    v = model.visual
+    size = v.image_size if isinstance(v.image_size, int) else tuple(v.image_size)
+    mean = getattr(v, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+    std = getattr(v, "image_std", None) or open_clip.OPENAI_DATASET_STD
+    return open_clip.image_transform(size, is_train=False, mean=mean, std=std)
+
+
+def save_checkpoint(model: torch.nn.Module, model_cfg: dict, path: str | Path, **extra) -> None:
+    """A self-describing checkpoint: open_clip-style state_dict plus the model config."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"state_dict": model.state_dict(), "model_cfg": model_cfg, **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(
+    arch: str,
+    weights: str,
+    device: str | torch.device = "cpu",
+    arch_dir: str | Path | None = None,
+    model_cfg_overrides: dict | None = None,
+) -> LoadedModel:
+    """Load `arch` with `weights` (tag | file | hf-hub:<id>), in eval mode on `device`.
+
+    A checkpoint file that carries its own `model_cfg` (as `save_checkpoint` writes, e.g.
+    a trained toy model) needs no architecture lookup. The activation function always
+    follows the weights: QuickGELU for OpenAI-trained ones.
+    """
+    import open_clip
+
+    kind = weights_kind(weights)
+    if kind == "toy":
+        raise ValueError("toy weights come from the train_toy_model rule's checkpoint file")
+    if kind == "file":
+        path = Path(weights)
+        if not path.exists():
+            raise WeightsUnavailable(f"checkpoint file {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(state, dict) and "model_cfg" in state:
+            cfg = state["model_cfg"]
+            model = _build_from_cfg(cfg)
+            model.load_state_dict(state["state_dict"])
+        else:
+            cfg = architecture_config(arch, arch_dir, model_cfg_overrides)
+            # A file of OpenAI's own release (a TorchScript archive) or a state dict whose
+            # config asks for QuickGELU: open_clip builds the matching activation.
+            model = open_clip.create_model(
+                arch, pretrained=str(path), force_quick_gelu=bool(cfg.get("quick_gelu"))
+            )
+        tokenizer = _tokenizer_for(cfg)
+        preprocess = _transform_for(model)
+    elif kind == "hf-hub":
+        hub_id = weights[len(HF_HUB_PREFIX) :]
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(hub_id, "open_clip_config.json")
+        if not isinstance(cached, str) and not _hub_reachable():
+            raise WeightsUnavailable(_offline_message(f"model {weights}", arch))
+        model, _, preprocess = open_clip.create_model_and_transforms(weights)
+        cfg = _hf_model_cfg(hub_id)
+        tokenizer = open_clip.get_tokenizer(weights)
+    else:
+        tcfg = tag_config(arch, weights)
+        if not tag_is_cached(tcfg) and not _hub_reachable():
+            raise WeightsUnavailable(_offline_message(f"open_clip weights {arch}/{weights}", arch))
+        quick = bool(tcfg.get("quick_gelu", False))
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=weights, force_quick_gelu=quick
+        )
+        cfg = architecture_config(arch, arch_dir)
+        cfg["quick_gelu"] = quick or bool(cfg.get("quick_gelu"))
+        tokenizer = open_clip.get_tokenizer(arch)
+    model = model.to(pick_device(device) if isinstance(device, str) else device).eval()
+    return LoadedModel(model, preprocess, tokenizer, arch, weights, cfg)
+
+
+def _hf_model_cfg(hub_id: str) -> dict:
+    import json
+
+    from huggingface_hub import hf_hub_download
+
+    with open(hf_hub_download(hub_id, "open_clip_config.json")) as f:
+        return json.load(f)["model_cfg"]
+
+
+def uses_quick_gelu(model: torch.nn.Module) -> bool:
+    """Whether the vision tower's MLPs use QuickGELU (x * sigmoid(1.702 x))."""
+    from open_clip.transformer import QuickGELU
+
+    return any(isinstance(m, QuickGELU) for m in model.visual.modules())
