@@ -30,6 +30,8 @@ wildcard_constraints:
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
+include: "workflow/rules/neurons.smk"
+include: "workflow/rules/separability.smk"
 
 
 rule all:

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+
 from vlmbinding import binding as bd
 from vlmbinding.dataset import sample_scenes
 from vlmbinding.vocab import Vocabulary

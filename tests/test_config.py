@@ -7,6 +7,7 @@ import copy
 import pytest
 import yaml
 from conftest import REPO, run_workflow
+
 from vlmbinding.config import ConfigError, resolve_layers, validate_config
 
 SCHEMA = REPO / "config" / "schema.yaml"

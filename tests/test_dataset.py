@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
 from vlmbinding import dataset as ds
 from vlmbinding.vocab import POSITION_CENTRES, Vocabulary, color_rgb, presence_matrix
 

@@ -9,6 +9,7 @@ import open_clip
 import pytest
 import torch
 from pytorch_grad_cam import GradCAM
+
 from vlmbinding import gradcam as gc
 
 IMAGE_SIZE = 56

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
 from vlmbinding import neurons as nr
 from vlmbinding.vocab import Vocabulary
 

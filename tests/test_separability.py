@@ -10,6 +10,7 @@ import logging
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
+
 from vlmbinding import separability as sep
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+
 from vlmbinding import stats as st
 from vlmbinding.vocab import Vocabulary
 

@@ -62,7 +62,7 @@ def dataset_params():
 def all_targets():
     targets = ["results/dataset/images.parquet", "results/dataset/objects.parquet"]
     for name, m in MODELS.items():
-        targets.append(f"results/{name}/activations.zarr")
+        targets.append(f"results/{name}/correlation.parquet")
         if m["weights"] == "toy":
             targets.append(f"results/{name}/toy_model/zero_shot.tsv")
     return targets
@@ -70,7 +70,7 @@ def all_targets():
 
 # --- models ---------------------------------------------------------------------------
 
-from vlmbinding.archs import architecture_config, vision_geometry  # noqa: E402
+from vlmbinding.archs import architecture_config, hub_model_config, vision_geometry  # noqa: E402
 from vlmbinding.models import weights_kind  # noqa: E402
 
 MODELS = {m["name"]: m for m in config["models"]}
@@ -98,22 +98,24 @@ def weights_input(wildcards):
     return []
 
 
+def model_config(m):
+    """The resolved architecture config of a models entry (hf-hub: the hub's config)."""
+    try:
+        if weights_kind(m["weights"]) == "hf-hub":
+            return hub_model_config(m["weights"])
+        return architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg"))
+    except (ValueError, OSError) as e:
+        raise WorkflowError(f"models entry {m['name']!r}: {e}") from None
+
+
 def arch_cfg(wildcards):
-    """The resolved architecture config (tracked, so editing resources/models reruns)."""
-    m = MODELS[wildcards.model]
-    if weights_kind(m["weights"]) == "hf-hub":
-        return None
-    return architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg"))
+    """The architecture config, tracked as a param: editing resources/models reruns."""
+    return model_config(MODELS[wildcards.model])
 
 
 def model_geometry(m):
-    """Depth and width of a model's vision tower, or None when only the hub knows."""
-    if weights_kind(m["weights"]) == "hf-hub":
-        return None
-    try:
-        return vision_geometry(architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg")))
-    except ValueError as e:
-        raise WorkflowError(f"models entry {m['name']!r}: {e}") from None
+    """Depth, width and token grid of a model's vision tower."""
+    return vision_geometry(model_config(m))
 
 
 def toy_params():
@@ -126,3 +128,65 @@ def toy_params():
 def activation_params():
     a = config["activations"]
     return {k: a[k] for k in sorted(a)}
+
+
+# --- analysis -------------------------------------------------------------------------
+
+from vlmbinding.config import resolve_layers  # noqa: E402
+
+
+def number_of_images():
+    dataset = config["dataset"]
+    if dataset["external"]:
+        return ds.read_objects_table(dataset["external"]["objects"])["image_id"].nunique()
+    return dataset["images_per_count"] * len(dataset["object_counts"])
+
+
+def _check_analysis():
+    """Layer indices against each model's depth, top_k against the number of images."""
+    n_images = number_of_images()
+    if config["analysis"]["top_k"] > n_images:
+        raise WorkflowError(
+            f"analysis.top_k: {config['analysis']['top_k']} top images per neuron, but "
+            f"the dataset has only {n_images} images"
+        )
+    layers = {}
+    for name, m in MODELS.items():
+        depth = model_geometry(m)["layers"]
+        try:
+            layers[name] = resolve_layers(config["analysis"]["layers"], depth)
+            resolve_layers([config["gradcam"]["layer"]], depth, key="gradcam.layer")
+        except ConfigError as e:
+            raise WorkflowError(f"{e} (models entry {name!r})") from None
+    return layers
+
+
+LAYERS = _check_analysis()
+
+
+def layer_tables(wildcards):
+    return expand(
+        "results/{model}/neurons/layer_{layer}.parquet",
+        model=wildcards.model,
+        layer=LAYERS[wildcards.model],
+    )
+
+
+def neuron_params():
+    a = config["analysis"]
+    return {"top_k": a["top_k"], "reduce": a["reduce"], "tokens": a["tokens"]}
+
+
+def selection_params():
+    a = config["analysis"]
+    return {"n_neurons": a["n_neurons"], "ratio_threshold": a["ratio_threshold"]}
+
+
+def vocabulary_params():
+    """The vocabulary (shapes, colors, positions): it fixes the features and their order."""
+    return {kind: config["dataset"][kind] for kind in ("shapes", "colors", "positions")}
+
+
+def correlation_params():
+    a = config["analysis"]
+    return {"bootstrap": a["bootstrap"], "permutations": a["permutations"], "seed": a["seed"]}

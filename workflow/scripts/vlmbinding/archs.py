@@ -67,3 +67,22 @@ def vision_geometry(cfg: dict) -> dict:
         "tokens": int(grid * grid + 1),
         "embed_dim": int(cfg["embed_dim"]),
     }
+
+
+def hub_model_config(weights: str) -> dict:
+    """The model config of an `hf-hub:<org>/<repo>` model (a small JSON, cached by the hub)."""
+    import json
+
+    from huggingface_hub import hf_hub_download
+
+    hub_id = weights.removeprefix("hf-hub:")
+    try:
+        path = hf_hub_download(hub_id, "open_clip_config.json", etag_timeout=5)
+    except Exception as e:  # offline, unknown repo, ...: say what to do
+        raise UnknownArchitecture(
+            f"cannot read the config of {weights} ({type(e).__name__}): it is not in the "
+            f"local hub cache and the hub cannot be reached; run once with network or use "
+            f"a local checkpoint file"
+        ) from None
+    with open(path) as f:
+        return json.load(f)["model_cfg"]

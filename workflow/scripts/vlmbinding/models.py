@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .archs import architecture_config, vision_geometry
+from .archs import architecture_config, hub_model_config, vision_geometry
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def load_model(
         if not isinstance(cached, str) and not _hub_reachable():
             raise WeightsUnavailable(_offline_message(f"model {weights}", arch))
         model, _, preprocess = open_clip.create_model_and_transforms(weights)
-        cfg = _hf_model_cfg(hub_id)
+        cfg = hub_model_config(weights)
         tokenizer = open_clip.get_tokenizer(weights)
     else:
         tcfg = tag_config(arch, weights)
@@ -217,15 +217,6 @@ def load_model(
         tokenizer = open_clip.get_tokenizer(arch)
     model = model.to(pick_device(device) if isinstance(device, str) else device).eval()
     return LoadedModel(model, preprocess, tokenizer, arch, weights, cfg)
-
-
-def _hf_model_cfg(hub_id: str) -> dict:
-    import json
-
-    from huggingface_hub import hf_hub_download
-
-    with open(hf_hub_download(hub_id, "open_clip_config.json")) as f:
-        return json.load(f)["model_cfg"]
 
 
 def uses_quick_gelu(model: torch.nn.Module) -> bool:

@@ -115,8 +115,12 @@ class Vocabulary:
 
     def feature_pairs(self) -> list[tuple[str, str]]:
         """Every unordered pair of features, in feature order (120 for 16 features)."""
-        f = self.features
-        return [(f[i], f[j]) for i in range(len(f)) for j in range(i + 1, len(f))]
+        return all_pairs(self.features)
+
+
+def all_pairs(features: list[str]) -> list[tuple[str, str]]:
+    """Every unordered pair of `features`, in feature order."""
+    return [(a, b) for i, a in enumerate(features) for b in features[i + 1 :]]
 
 
 def presence_matrix(objects: pd.DataFrame, image_ids: list[str], vocab: Vocabulary) -> np.ndarray:

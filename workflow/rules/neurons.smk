@@ -1,0 +1,52 @@
+rule neuron_statistics:
+    """One block's neurons: token reduction, top-k affinities, entropy (METHOD.md 3)."""
+    input:
+        store="results/{model}/activations.zarr",
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+    output:
+        table="results/{model}/neurons/layer_{layer}.parquet",
+    params:
+        neurons=neuron_params(),
+        vocabulary=vocabulary_params(),
+    threads: 1
+    log:
+        "logs/neuron_statistics/{model}/layer_{layer}.log",
+    benchmark:
+        "benchmarks/neuron_statistics/{model}/layer_{layer}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/neuron_statistics.py"
+
+
+rule gather_neurons:
+    """All analysed blocks' neurons in one table."""
+    input:
+        layer_tables,
+    output:
+        table="results/{model}/neurons.parquet",
+    log:
+        "logs/gather_neurons/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/gather_neurons.py"
+
+
+rule score_superposition:
+    """The lowest-entropy neurons and the superposition score S per pair (METHOD.md 4)."""
+    input:
+        neurons="results/{model}/neurons.parquet",
+    output:
+        feature_neurons="results/{model}/feature_neurons.parquet",
+        superposition="results/{model}/superposition.parquet",
+    params:
+        selection=selection_params(),
+        vocabulary=vocabulary_params(),
+    log:
+        "logs/score_superposition/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/score_superposition.py"

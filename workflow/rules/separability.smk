@@ -1,0 +1,35 @@
+rule measure_separability:
+    """Cluster-centre distance D and misclassification M per pair (METHOD.md 5)."""
+    input:
+        store="results/{model}/activations.zarr",
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+    output:
+        table="results/{model}/separability.parquet",
+    params:
+        pca_variance=config["analysis"]["pca_variance"],
+        vocabulary=vocabulary_params(),
+    log:
+        "logs/measure_separability/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/measure_separability.py"
+
+
+rule correlate_superposition:
+    """Correlation of S with D and M: Pearson, Spearman, bootstrap, Mantel (METHOD.md 6)."""
+    input:
+        superposition="results/{model}/superposition.parquet",
+        separability="results/{model}/separability.parquet",
+    output:
+        table="results/{model}/correlation.parquet",
+    params:
+        statistics=correlation_params(),
+        vocabulary=vocabulary_params(),
+    log:
+        "logs/correlate_superposition/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/correlate_superposition.py"

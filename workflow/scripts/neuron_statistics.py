@@ -1,0 +1,25 @@
+"""Rule neuron_statistics: affinities, entropy and top images of one block's neurons."""
+
+from vlmbinding.activations import layer_slice
+from vlmbinding.io import dataset_presence, open_checked_store
+from vlmbinding.logs import to_file
+from vlmbinding.neurons import neuron_table
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+vocab = Vocabulary.from_config(snakemake.params.vocabulary)
+p = snakemake.params.neurons
+layer = int(snakemake.wildcards.layer)
+image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.objects, vocab)
+root = open_checked_store(snakemake.input.store, image_ids)
+table = neuron_table(
+    layer,
+    layer_slice(root, layer),
+    presence,
+    vocab.features,
+    image_ids,
+    p["top_k"],
+    how=p["reduce"],
+    tokens=p["tokens"],
+)
+table.to_parquet(snakemake.output.table, index=False)
