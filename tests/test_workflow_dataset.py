@@ -25,6 +25,7 @@ def test_external_dataset_is_imported_and_its_defects_stop_the_run(tmp_path, tin
         rows.append({"image_id": f"pic{i}", "shape": shape, "color": color, "position": "M"})
     pd.DataFrame(rows).to_csv(tmp_path / "objects.csv", index=False)
     tiny_config["dataset"]["external"] = {"images": "mine", "objects": "objects.csv"}
+    tiny_config["analysis"]["top_k"] = 1  # two images only
     work = tmp_path  # the config's paths are relative to the working directory
     run_workflow(work, tiny_config, "results/dataset/objects.parquet")
     objects = pd.read_parquet(work / "results/dataset/objects.parquet")
