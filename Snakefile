@@ -32,6 +32,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/neurons.smk"
 include: "workflow/rules/separability.smk"
+include: "workflow/rules/gradcam.smk"
 
 
 rule all:

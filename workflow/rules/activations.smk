@@ -5,19 +5,19 @@ rule extract_activations:
         weights=weights_input,
     output:
         store=directory("results/{model}/activations.zarr"),
-    params:
-        model=model_params,
-        activations=activation_params(),
-        arch_cfg=arch_cfg,
-        device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
     log:
         "logs/extract_activations/{model}.log",
     benchmark:
         "benchmarks/extract_activations/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_params,
+        activations=activation_params(),
+        arch_cfg=arch_cfg,
+        device=config["device"],
     script:
         "../scripts/extract_activations.py"

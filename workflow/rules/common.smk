@@ -63,6 +63,8 @@ def all_targets():
     targets = ["results/dataset/images.parquet", "results/dataset/objects.parquet"]
     for name, m in MODELS.items():
         targets.append(f"results/{name}/correlation.parquet")
+        targets.append(f"results/{name}/gradcam/localisation.tsv")
+        targets.append(f"results/{name}/binding/correlation.parquet")
         if m["weights"] == "toy":
             targets.append(f"results/{name}/toy_model/zero_shot.tsv")
     return targets
@@ -70,7 +72,11 @@ def all_targets():
 
 # --- models ---------------------------------------------------------------------------
 
-from vlmbinding.archs import architecture_config, hub_model_config, vision_geometry  # noqa: E402
+from vlmbinding.archs import (
+    architecture_config,
+    hub_model_config,
+    vision_geometry,
+)  # noqa: E402
 from vlmbinding.models import weights_kind  # noqa: E402
 
 MODELS = {m["name"]: m for m in config["models"]}
@@ -121,7 +127,10 @@ def model_geometry(m):
 def toy_params():
     """Training settings of toy models plus the vocabulary they learn."""
     toy = config["toy"]
-    vocab = {k: config["dataset"][k] for k in ("shapes", "colors", "positions", "width", "height")}
+    vocab = {
+        k: config["dataset"][k]
+        for k in ("shapes", "colors", "positions", "width", "height")
+    }
     return {**{k: toy[k] for k in sorted(toy)}, "vocabulary": vocab}
 
 
@@ -138,7 +147,9 @@ from vlmbinding.config import resolve_layers  # noqa: E402
 def number_of_images():
     dataset = config["dataset"]
     if dataset["external"]:
-        return ds.read_objects_table(dataset["external"]["objects"])["image_id"].nunique()
+        return ds.read_objects_table(dataset["external"]["objects"])[
+            "image_id"
+        ].nunique()
     return dataset["images_per_count"] * len(dataset["object_counts"])
 
 
@@ -189,4 +200,18 @@ def vocabulary_params():
 
 def correlation_params():
     a = config["analysis"]
-    return {"bootstrap": a["bootstrap"], "permutations": a["permutations"], "seed": a["seed"]}
+    return {
+        "bootstrap": a["bootstrap"],
+        "permutations": a["permutations"],
+        "seed": a["seed"],
+    }
+
+
+def gradcam_params():
+    g = config["gradcam"]
+    return {k: g[k] for k in sorted(g)}
+
+
+def binding_template(wildcards):
+    """A function, so Snakemake does not read {color} and {shape} as wildcards."""
+    return config["binding"]["template"]

@@ -10,19 +10,19 @@ rule train_toy_model:
             labels={"model": "{model}", "table": "zero-shot accuracy"},
         ),
         curve="results/{model}/toy_model/training_curve.tsv",
-    params:
-        model=model_params,
-        toy=toy_params(),
-        arch_cfg=arch_cfg,
-        device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
     log:
         "logs/train_toy_model/{model}.log",
     benchmark:
         "benchmarks/train_toy_model/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_params,
+        toy=toy_params(),
+        arch_cfg=arch_cfg,
+        device=config["device"],
     script:
         "../scripts/train_toy_model.py"

@@ -6,16 +6,16 @@ rule neuron_statistics:
         objects="results/dataset/objects.parquet",
     output:
         table="results/{model}/neurons/layer_{layer}.parquet",
-    params:
-        neurons=neuron_params(),
-        vocabulary=vocabulary_params(),
-    threads: 1
     log:
         "logs/neuron_statistics/{model}/layer_{layer}.log",
     benchmark:
         "benchmarks/neuron_statistics/{model}/layer_{layer}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    threads: 1
+    params:
+        neurons=neuron_params(),
+        vocabulary=vocabulary_params(),
     script:
         "../scripts/neuron_statistics.py"
 
@@ -41,12 +41,12 @@ rule score_superposition:
     output:
         feature_neurons="results/{model}/feature_neurons.parquet",
         superposition="results/{model}/superposition.parquet",
-    params:
-        selection=selection_params(),
-        vocabulary=vocabulary_params(),
     log:
         "logs/score_superposition/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    params:
+        selection=selection_params(),
+        vocabulary=vocabulary_params(),
     script:
         "../scripts/score_superposition.py"

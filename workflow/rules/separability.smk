@@ -6,13 +6,13 @@ rule measure_separability:
         objects="results/dataset/objects.parquet",
     output:
         table="results/{model}/separability.parquet",
-    params:
-        pca_variance=config["analysis"]["pca_variance"],
-        vocabulary=vocabulary_params(),
     log:
         "logs/measure_separability/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    params:
+        pca_variance=config["analysis"]["pca_variance"],
+        vocabulary=vocabulary_params(),
     script:
         "../scripts/measure_separability.py"
 
@@ -24,12 +24,12 @@ rule correlate_superposition:
         separability="results/{model}/separability.parquet",
     output:
         table="results/{model}/correlation.parquet",
-    params:
-        statistics=correlation_params(),
-        vocabulary=vocabulary_params(),
     log:
         "logs/correlate_superposition/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    params:
+        statistics=correlation_params(),
+        vocabulary=vocabulary_params(),
     script:
         "../scripts/correlate_superposition.py"

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -184,4 +185,70 @@ def box_mass_shares(heatmap: np.ndarray, boxes) -> np.ndarray:
         return np.zeros(len(boxes))
     return np.array(
         [heatmap[int(y0) : int(y1), int(x0) : int(x1)].sum() / total for x0, y0, x1, y1 in boxes]
+    )
+
+
+# --- the workflow's use: every binding prompt of an image, measured on its objects -------
+
+
+def choose_images(images: pd.DataFrame, ids: Sequence[str], counts, n: int, seed: int):
+    """The images to explain: the given ids, or a seeded sample of `n` with `counts` objects."""
+    if ids:
+        unknown = sorted(set(ids) - set(images["image_id"]))
+        if unknown:
+            raise ValueError(f"gradcam.images names unknown image ids: {unknown}")
+        return images.set_index("image_id").loc[list(ids)].reset_index()
+    pool = images[images["num_objects"].isin(counts)]
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))
+    return pool.iloc[take].reset_index(drop=True)
+
+
+def object_shares(raw_maps: np.ndarray, prompts, objects) -> pd.DataFrame:
+    """Share of each prompt's map on each object of the image (maps at the image's size).
+
+    Roles: for a true prompt the object it names is 'target'; for a swapped prompt the
+    objects carrying its colour and its shape are 'color_object' and 'shape_object'; the
+    rest are 'other'. `area_share` is the object's box area over the image area, the share
+    a map spread evenly over the image would give it.
+    """
+    boxes = objects[["x0", "y0", "x1", "y1"]].to_numpy()
+    height, width = raw_maps.shape[-2:]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (height * width)
+    rows = []
+    for p, prompt in enumerate(prompts.itertuples(index=False)):
+        shares = box_mass_shares(raw_maps[p], boxes)
+        for o in range(len(objects)):
+            if prompt.kind == "true":
+                role = "target" if o == prompt.color_object else "other"
+            elif prompt.kind == "swapped":
+                role = {prompt.color_object: "color_object", prompt.shape_object: "shape_object"}
+                role = role.get(o, "other")
+            else:
+                role = "other"
+            rows.append(
+                {
+                    "prompt": prompt.prompt,
+                    "kind": prompt.kind,
+                    "object": o,
+                    "shape": objects["shape"].iloc[o],
+                    "color": objects["color"].iloc[o],
+                    "role": role,
+                    "share": float(shares[o]),
+                    "area_share": float(area[o]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def localisation_summary(shares: pd.DataFrame) -> pd.DataFrame:
+    """Mean share per prompt kind and object role, with the even-spread baseline."""
+    return (
+        shares.groupby(["kind", "role"], sort=True)
+        .agg(
+            n=("share", "size"),
+            mean_share=("share", "mean"),
+            mean_area_share=("area_share", "mean"),
+        )
+        .reset_index()
     )

@@ -199,14 +199,16 @@ def correlation_table(
     n_boot: int = 10000,
     n_perm: int = 9999,
     seed: int = 0,
+    metrics: Sequence[str] = METRICS,
 ) -> pd.DataFrame:
     """Correlations of S with D and M across feature pairs (METHOD.md section 6).
 
     `superposition` has f1, f2, S; `separability` has f1, f2, space, D, M (pairs match
     in either order); `feature_kinds` maps every feature to 'shape' | 'color' | 'position'.
     One row per metric (D, M) x space x subset ('all'; 'no_position': pairs of two
-    non-position features). Pairs with a non-finite S or metric are dropped; with fewer
-    than 3 left the statistics are NaN. The Mantel test uses the subset's features.
+    non-position features). `metrics` names other columns to correlate with S instead
+    (the binding test's per-pair accuracy, say). Pairs with a non-finite S or metric are
+    dropped; with fewer than 3 left the statistics are NaN. The Mantel test uses the subset's features.
     """
     joined = _with_scores(superposition, separability)
     named = set(joined["f1"]) | set(joined["f2"])
@@ -216,7 +218,7 @@ def correlation_table(
     no_pos = ~(joined["f1"].map(feature_kinds).eq("position"))
     no_pos &= ~(joined["f2"].map(feature_kinds).eq("position"))
     rows = []
-    for metric in METRICS:
+    for metric in metrics:
         for space in pd.unique(joined["space"]):
             for subset in SUBSETS:
                 keep = joined["space"].eq(space) & np.isfinite(joined[["S", metric]]).all(axis=1)

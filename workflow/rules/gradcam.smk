@@ -1,0 +1,91 @@
+rule explain_bindings:
+    """GPU rule: Grad-CAM maps of true and swapped binding prompts, with object shares."""
+    input:
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+        weights=weights_input,
+    output:
+        maps="results/{model}/gradcam/maps.npz",
+        shares="results/{model}/gradcam/shares.parquet",
+        summary=report(
+            "results/{model}/gradcam/localisation.tsv",
+            caption="../report/gradcam_localisation.rst",
+            category="{model}",
+            subcategory="Grad-CAM",
+            labels={"model": "{model}", "table": "Grad-CAM localisation"},
+        ),
+    log:
+        "logs/explain_bindings/{model}.log",
+    benchmark:
+        "benchmarks/explain_bindings/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_params,
+        gradcam=gradcam_params(),
+        template=binding_template,
+        device=config["device"],
+    script:
+        "../scripts/explain_bindings.py"
+
+
+rule test_binding:
+    """GPU rule: does the model prefer the true caption over one with swapped colours?"""
+    input:
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+        weights=weights_input,
+    output:
+        trials="results/{model}/binding/trials.parquet",
+        overall=report(
+            "results/{model}/binding/accuracy.tsv",
+            caption="../report/binding_accuracy.rst",
+            category="{model}",
+            subcategory="Binding test",
+            labels={"model": "{model}", "table": "binding accuracy"},
+        ),
+        per_count=report(
+            "results/{model}/binding/accuracy_per_count.tsv",
+            caption="../report/binding_accuracy.rst",
+            category="{model}",
+            subcategory="Binding test",
+            labels={"model": "{model}", "table": "binding accuracy per object count"},
+        ),
+        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+    log:
+        "logs/test_binding/{model}.log",
+    benchmark:
+        "benchmarks/test_binding/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_params,
+        template=binding_template,
+        vocabulary=vocabulary_params(),
+        device=config["device"],
+    script:
+        "../scripts/test_binding.py"
+
+
+rule correlate_binding:
+    """Per-pair binding accuracy against S, with the same statistics as S against D."""
+    input:
+        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+        superposition="results/{model}/superposition.parquet",
+    output:
+        table="results/{model}/binding/correlation.parquet",
+    log:
+        "logs/correlate_binding/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        statistics=correlation_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/correlate_binding.py"

@@ -1,0 +1,22 @@
+"""Rule correlate_binding: per-pair binding accuracy against the superposition score S."""
+
+import pandas as pd
+
+from vlmbinding.logs import to_file
+from vlmbinding.stats import correlation_table
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+p = snakemake.params.statistics
+vocab = Vocabulary.from_config(snakemake.params.vocabulary)
+per_pair = pd.read_parquet(snakemake.input.per_pair).assign(space="binding")
+table = correlation_table(
+    pd.read_parquet(snakemake.input.superposition),
+    per_pair,
+    vocab.feature_kinds,
+    n_boot=p["bootstrap"],
+    n_perm=p["permutations"],
+    seed=p["seed"],
+    metrics=["accuracy"],
+)
+table.to_parquet(snakemake.output.table, index=False)

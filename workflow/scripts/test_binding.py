@@ -1,0 +1,52 @@
+"""Rule test_binding: the swapped-caption binding test on every multi-object image."""
+
+import logging
+
+import pandas as pd
+import torch
+from PIL import Image
+
+from vlmbinding import binding as bd
+from vlmbinding.gradcam import text_embeddings
+from vlmbinding.logs import to_file
+from vlmbinding.models import load_model
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+log = logging.getLogger("test_binding")
+torch.set_num_threads(snakemake.threads)
+m = snakemake.params.model
+weights = snakemake.input.weights if m["weights"] == "toy" else m["weights"]
+loaded = load_model(m["arch"], weights, snakemake.params.device)
+device = next(loaded.model.parameters()).device
+vocab = Vocabulary.from_config(snakemake.params.vocabulary)
+images = pd.read_parquet(snakemake.input.images)
+objects = pd.read_parquet(snakemake.input.objects)
+
+trials = bd.swapped_caption_trials(objects, snakemake.params.template)
+ids = list(dict.fromkeys(trials["image_id"]))
+paths = images.set_index("image_id").loc[ids, "path"]
+embeddings = []
+with torch.no_grad():
+    for start in range(0, len(ids), 64):
+        batch = [loaded.preprocess(Image.open(p).convert("RGB")) for p in paths[start : start + 64]]
+        embeddings.append(loaded.model.encode_image(torch.stack(batch).to(device)).float().cpu())
+captions = bd.trial_captions(trials)
+caption_emb = torch.cat(
+    [
+        text_embeddings(loaded.model, loaded.tokenizer, captions[s : s + 256]).cpu()
+        for s in range(0, len(captions), 256)
+    ]
+)
+sim_true, sim_swapped = bd.trial_similarities(
+    trials, ids, torch.cat(embeddings).numpy(), captions, caption_emb.numpy()
+)
+scored = bd.score_trials(trials, sim_true, sim_swapped)
+accuracy = bd.binding_accuracy(scored, vocab.features)
+log.info(
+    f"binding accuracy {accuracy['overall']['accuracy'].iloc[0]:.3f} over {len(scored)} trials"
+)
+scored.to_parquet(snakemake.output.trials, index=False)
+accuracy["overall"].to_csv(snakemake.output.overall, sep="\t", index=False)
+accuracy["per_count"].to_csv(snakemake.output.per_count, sep="\t", index=False)
+accuracy["per_pair"].to_parquet(snakemake.output.per_pair, index=False)
