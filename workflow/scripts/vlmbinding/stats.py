@@ -208,7 +208,8 @@ def correlation_table(
     One row per metric (D, M) x space x subset ('all'; 'no_position': pairs of two
     non-position features). `metrics` names other columns to correlate with S instead
     (the binding test's per-pair accuracy, say). Pairs with a non-finite S or metric are
-    dropped; with fewer than 3 left the statistics are NaN. The Mantel test uses the subset's features.
+    dropped; with fewer than 3 left the statistics are NaN. The Mantel test uses the
+    subset's features.
     """
     joined = _with_scores(superposition, separability)
     named = set(joined["f1"]) | set(joined["f2"])
