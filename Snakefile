@@ -33,6 +33,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/neurons.smk"
 include: "workflow/rules/separability.smk"
 include: "workflow/rules/gradcam.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -60,13 +60,20 @@ def dataset_params():
 
 
 def all_targets():
-    targets = ["results/dataset/images.parquet", "results/dataset/objects.parquet"]
+    """Every figure of every model, the cross-model view and the tables behind them."""
+    targets = ["results/comparison/models.png"]
+    figures = [
+        "gradcam",
+        "entropy",
+        "feature_neurons",
+        "patch_activations",
+        "superposition_vs_D",
+        "superposition_vs_M",
+        "binding_vs_S",
+    ]
     for name, m in MODELS.items():
-        targets.append(f"results/{name}/correlation.parquet")
-        targets.append(f"results/{name}/gradcam/localisation.tsv")
-        targets.append(f"results/{name}/binding/correlation.parquet")
-        if m["weights"] == "toy":
-            targets.append(f"results/{name}/toy_model/zero_shot.tsv")
+        names = figures + (["zero_shot"] if m["weights"] == "toy" else [])
+        targets += [f"results/{name}/figures/{f}.png" for f in names]
     return targets
 
 
@@ -215,3 +222,8 @@ def gradcam_params():
 def binding_template(wildcards):
     """A function, so Snakemake does not read {color} and {shape} as wildcards."""
     return config["binding"]["template"]
+
+
+def figure_params():
+    f = config["figures"]
+    return {k: f[k] for k in sorted(f)}

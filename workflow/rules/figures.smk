@@ -1,0 +1,189 @@
+rule plot_gradcam:
+    """Figure 1: Grad-CAM grid (rows images, columns prompts)."""
+    input:
+        maps="results/{model}/gradcam/maps.npz",
+        shares="results/{model}/gradcam/shares.parquet",
+        images="results/dataset/images.parquet",
+    output:
+        png=report(
+            "results/{model}/figures/gradcam.png",
+            caption="../report/gradcam.rst",
+            category="{model}",
+            subcategory="Grad-CAM",
+            labels={"model": "{model}", "figure": "Grad-CAM binding maps"},
+        ),
+        pdf="results/{model}/figures/gradcam.pdf",
+    log:
+        "logs/plot_gradcam/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        max_rows=config["figures"]["gradcam_rows"],
+        layer=config["gradcam"]["layer"],
+        module=config["gradcam"]["module"],
+    script:
+        "../scripts/plot_gradcam.py"
+
+
+rule plot_neurons:
+    """Figures 2-4: entropy histogram, feature-neuron gallery, patch-wise activation maps."""
+    input:
+        neurons="results/{model}/neurons.parquet",
+        feature_neurons="results/{model}/feature_neurons.parquet",
+        store="results/{model}/activations.zarr",
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+    output:
+        entropy_png=report(
+            "results/{model}/figures/entropy.png",
+            caption="../report/entropy.rst",
+            category="{model}",
+            subcategory="Neurons",
+            labels={"model": "{model}", "figure": "entropy histogram"},
+        ),
+        entropy_pdf="results/{model}/figures/entropy.pdf",
+        gallery_png=report(
+            "results/{model}/figures/feature_neurons.png",
+            caption="../report/feature_neurons.rst",
+            category="{model}",
+            subcategory="Neurons",
+            labels={"model": "{model}", "figure": "feature neurons"},
+        ),
+        gallery_pdf="results/{model}/figures/feature_neurons.pdf",
+        patches_png=report(
+            "results/{model}/figures/patch_activations.png",
+            caption="../report/patch_activations.rst",
+            category="{model}",
+            subcategory="Neurons",
+            labels={"model": "{model}", "figure": "patch-wise activations"},
+        ),
+        patches_pdf="results/{model}/figures/patch_activations.pdf",
+    log:
+        "logs/plot_neurons/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        figures=figure_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/plot_neurons.py"
+
+
+rule plot_correlation:
+    """Figure 5: S against D and against M."""
+    input:
+        superposition="results/{model}/superposition.parquet",
+        separability="results/{model}/separability.parquet",
+        correlation="results/{model}/correlation.parquet",
+    output:
+        D_png=report(
+            "results/{model}/figures/superposition_vs_D.png",
+            caption="../report/superposition_vs_D.rst",
+            category="{model}",
+            subcategory="Superposition and separability",
+            labels={"model": "{model}", "figure": "S against D"},
+        ),
+        D_pdf="results/{model}/figures/superposition_vs_D.pdf",
+        M_png=report(
+            "results/{model}/figures/superposition_vs_M.png",
+            caption="../report/superposition_vs_M.rst",
+            category="{model}",
+            subcategory="Superposition and separability",
+            labels={"model": "{model}", "figure": "S against M"},
+        ),
+        M_pdf="results/{model}/figures/superposition_vs_M.pdf",
+    log:
+        "logs/plot_correlation/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        space=config["figures"]["space"],
+        label_extremes=config["figures"]["label_extremes"],
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/plot_correlation.py"
+
+
+rule plot_binding:
+    """Figure 6: swapped-caption binding accuracy against S."""
+    input:
+        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+        superposition="results/{model}/superposition.parquet",
+        correlation="results/{model}/binding/correlation.parquet",
+    output:
+        png=report(
+            "results/{model}/figures/binding_vs_S.png",
+            caption="../report/binding_vs_S.rst",
+            category="{model}",
+            subcategory="Binding test",
+            labels={"model": "{model}", "figure": "binding accuracy against S"},
+        ),
+        pdf="results/{model}/figures/binding_vs_S.pdf",
+    log:
+        "logs/plot_binding/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/plot_binding.py"
+
+
+rule plot_zero_shot:
+    """Figure 7: the toy model's zero-shot accuracies."""
+    input:
+        zero_shot="results/{model}/toy_model/zero_shot.tsv",
+    output:
+        png=report(
+            "results/{model}/figures/zero_shot.png",
+            caption="../report/toy_zero_shot.rst",
+            category="{model}",
+            subcategory="Toy model",
+            labels={"model": "{model}", "figure": "zero-shot accuracy"},
+        ),
+        pdf="results/{model}/figures/zero_shot.pdf",
+    log:
+        "logs/plot_zero_shot/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/plot_zero_shot.py"
+
+
+rule compare_models:
+    """The cross-model view: correlations, binding accuracy, entropies per model."""
+    input:
+        correlation=expand("results/{model}/correlation.parquet", model=MODELS),
+        neurons=expand("results/{model}/neurons.parquet", model=MODELS),
+        binding=expand("results/{model}/binding/accuracy.tsv", model=MODELS),
+        binding_correlation=expand(
+            "results/{model}/binding/correlation.parquet", model=MODELS
+        ),
+        zero_shot=[
+            f"results/{name}/toy_model/zero_shot.tsv"
+            for name, m in MODELS.items()
+            if m["weights"] == "toy"
+        ],
+    output:
+        table=report(
+            "results/comparison/models.tsv",
+            caption="../report/model_comparison.rst",
+            category="Across models",
+            labels={"table": "model comparison"},
+        ),
+        png=report(
+            "results/comparison/models.png",
+            caption="../report/model_comparison.rst",
+            category="Across models",
+            labels={"figure": "model comparison"},
+        ),
+        pdf="results/comparison/models.pdf",
+    log:
+        "logs/compare_models.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        models=list(MODELS),
+        toy=[m["weights"] == "toy" for m in MODELS.values()],
+    script:
+        "../scripts/compare_models.py"

@@ -1,0 +1,50 @@
+"""Rule plot_gradcam: the Grad-CAM grid, rows images, columns prompts (true / swapped)."""
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from vlmbinding import figures
+from vlmbinding.gradcam import normalise, upsample
+from vlmbinding.logs import to_file
+
+to_file(snakemake.log[0])
+saved = np.load(snakemake.input.maps)
+images = pd.read_parquet(snakemake.input.images).set_index("image_id")
+shares = pd.read_parquet(snakemake.input.shares)
+rows = {"images": [], "maps": [], "prompts": [], "kinds": [], "titles": [], "notes": []}
+for image_id in saved["image_ids"][: snakemake.params.max_rows]:
+    with Image.open(images.loc[image_id, "path"]) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    raw = torch.from_numpy(saved[f"{image_id}/raw"])
+    prompts = saved[f"{image_id}/prompts"].tolist()
+    kinds = saved[f"{image_id}/kinds"].tolist()
+    mine = shares[shares["image_id"] == image_id]
+    notes = []
+    for prompt, kind in zip(prompts, kinds):
+        s = mine[mine["prompt"] == prompt].groupby("role")["share"].sum()
+        if kind == "true":
+            notes.append(f"on its object {s.get('target', 0):.2f}")
+        elif kind == "swapped":
+            on_color, on_shape = s.get("color_object", 0), s.get("shape_object", 0)
+            notes.append(f"colour obj {on_color:.2f} / shape obj {on_shape:.2f}")
+        else:
+            notes.append("")
+    rows["images"].append(rgb)
+    rows["maps"].append(normalise(upsample(raw, rgb.shape[:2])).numpy())
+    rows["prompts"].append(prompts)
+    rows["kinds"].append(kinds)
+    rows["titles"].append(f"{image_id}\n{int(images.loc[image_id, 'num_objects'])} objects")
+    rows["notes"].append(notes)
+fig = figures.gradcam_grid(
+    rows["images"],
+    rows["maps"],
+    rows["prompts"],
+    rows["kinds"],
+    row_titles=rows["titles"],
+    shares=rows["notes"],
+    title=f"{snakemake.wildcards.model}: Grad-CAM of image-text similarity "
+    f"(block {snakemake.params.layer} {snakemake.params.module} output)",
+)
+figures.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

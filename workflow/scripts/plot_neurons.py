@@ -1,0 +1,62 @@
+"""Rule plot_neurons: entropy histogram, feature-neuron gallery, patch-wise activation maps."""
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from vlmbinding import figures
+from vlmbinding import patches as pt
+from vlmbinding.io import dataset_presence, open_checked_store
+from vlmbinding.logs import to_file
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+model, p = snakemake.wildcards.model, snakemake.params.figures
+vocab = Vocabulary.from_config(snakemake.params.vocabulary)
+features = vocab.features
+neurons = pd.read_parquet(snakemake.input.neurons)
+selected = pd.read_parquet(snakemake.input.feature_neurons)
+image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.objects, vocab)
+paths = pd.read_parquet(snakemake.input.images).set_index("image_id")["path"]
+
+
+def load(image_id):
+    with Image.open(paths[image_id]) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+cut = float(selected["entropy"].max())
+fig = figures.entropy_histogram(
+    neurons["entropy"],
+    cut,
+    len(selected),
+    max_bits=np.log2(len(features)),
+    title=f"{model}: how feature-selective are the MLP output neurons?",
+)
+figures.save_figure(fig, snakemake.output.entropy_png, snakemake.output.entropy_pdf)
+
+shown = selected.head(p["gallery_neurons"])
+ids = {i for row in shown["top_images"] for i in row.split(",")[: p["gallery_images"]]}
+fig = figures.feature_neuron_gallery(
+    shown,
+    {i: load(i) for i in ids},
+    features,
+    n_images=p["gallery_images"],
+    title=f"{model}: the lowest-entropy neurons and their top-activating images",
+)
+figures.save_figure(fig, snakemake.output.gallery_png, snakemake.output.gallery_pdf)
+
+neuron = pt.pick_neuron(neurons, p["neuron"])
+root = open_checked_store(snakemake.input.store, image_ids)
+chosen = pt.images_to_show(neuron, presence, image_ids, features, p["gallery_images"] - 2)
+rows = [image_ids.index(i) for i, _ in chosen]
+label = f"L{int(neuron['layer'])} U{int(neuron['unit'])}"
+fig = figures.patch_activation_maps(
+    [load(i) for i, _ in chosen],
+    [pt.patch_map(root, r, int(neuron["layer"]), int(neuron["unit"])) for r in rows],
+    [t for _, t in chosen],
+    label,
+    title=f"{model}: neuron {label}, top features "
+    + ", ".join(f"{f} {neuron[f]:.2f}" for f in pt.top_features(neuron, features, 3)),
+)
+figures.save_figure(fig, snakemake.output.patches_png, snakemake.output.patches_pdf)
