@@ -1,9 +1,9 @@
 """Rule neuron_statistics: affinities, entropy and top images of one block's neurons."""
 
-from vlmbinding.activations import layer_slice
 from vlmbinding.io import dataset_presence, open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.neurons import neuron_table
+from vlmbinding.store import layer_slice
 from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])

@@ -23,6 +23,8 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+from .store import layer_slice, open_store  # noqa: F401 - re-exported for callers
+
 log = logging.getLogger(__name__)
 
 TOKEN_ORDER = "CLS, then patches row by row (token 1 + row * grid + col)"
@@ -223,19 +225,3 @@ def extract_activations(
     shutil.rmtree(out_path, ignore_errors=True)
     os.replace(partial, out_path)
     log.info(f"wrote {out_path} in {time.time() - t0:.1f} s")
-
-
-def open_store(path: str | Path):
-    """Open a finished store read-only; refuses one that was not completed."""
-    import zarr
-
-    root = zarr.open_group(str(path), mode="r")
-    if not root.attrs.get("complete"):
-        raise ValueError(f"{path} is not a complete activation store")
-    return root
-
-
-def layer_slice(root, layer: int) -> np.ndarray:
-    """mlp_out of one block: [image, token, width] (reads only that block's chunks)."""
-    width = root.attrs["width"]
-    return root["mlp_out"][:, :, layer * width : (layer + 1) * width]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .activations import open_store
+from .store import open_store
 from .vocab import Vocabulary, presence_matrix
 
 

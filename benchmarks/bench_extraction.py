@@ -1,0 +1,317 @@
+"""Benchmark: the activation rule's extraction time against a bare forward pass.
+
+Target: `extract_activations` (hooks on every block's MLP, dtype conversion, device-to-host
+copies, Zarr writes) takes at most 1.2 x the time of a bare `model.encode_image` over the
+same images, in the same batches, with the same model.
+
+A random-weights open_clip model (`open_clip.create_model(arch, pretrained=None)`, wrapped
+in `vlmbinding.models.LoadedModel`) runs over N toy-shapes images drawn with
+`vlmbinding.dataset.generate_dataset` into a temporary folder. Timed, after one warm-up
+batch:
+
+  extraction          extract_activations(...) to a temporary store (loading and
+                      preprocessing included: the rule reads the images itself)
+  bare forward+load   load + preprocess each batch, then model.encode_image under no_grad
+                      (no hooks, no writes), batch by batch, sequentially
+  bare forward        model.encode_image only, on images loaded beforehand
+  hooked forward      forward_batch (hooks + concatenation) + dtype conversion + copy to
+                      the host, images loaded beforehand, no writes (where the overhead is)
+  load only           load + preprocess every batch, no model
+  write only          the Zarr writes of the same amount of mlp_out (one real batch written
+                      at every batch position of a fresh store), no model
+
+CUDA is synchronised before every clock reading. With --repeat R each measurement runs R
+times (interleaved, the order rotated each round) and the fastest is reported; wall and
+CPU time are both shown, and how much CPU other processes took meanwhile. On a shared
+CPU the figures are noisy: use --repeat 3 or more (and --threads 1 if the other processes
+keep a core busy: a 2-thread forward then waits on its slower thread).
+
+Command (from the repository root):
+
+    .venv/bin/python benchmarks/bench_extraction.py                 # ViT-B-32, 64 images
+    .venv/bin/python benchmarks/bench_extraction.py --images 32     # quick check
+    .venv/bin/python benchmarks/bench_extraction.py --arch ViT-L-14 --images 500 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vlmbinding import dataset as ds  # noqa: E402
+from vlmbinding.activations import (  # noqa: E402
+    blocks,
+    create_store,
+    extract_activations,
+    forward_batch,
+    load_images,
+    open_store,
+)
+from vlmbinding.archs import architecture_config  # noqa: E402
+from vlmbinding.models import LoadedModel, _tokenizer_for, _transform_for, pick_device  # noqa: E402
+from vlmbinding.vocab import Vocabulary  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", default="ViT-B-32", help="open_clip architecture (random weights)")
+    p.add_argument("--images", type=int, default=64, help="number of toy-shapes images")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dtype", default="float16", help="dtype of the stored mlp_out")
+    p.add_argument("--compression-level", type=int, default=1, help="zstd level, 0 = none")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: as is)"
+    )
+    p.add_argument("--repeat", type=int, default=1, help="runs of each measurement; best is kept")
+    p.add_argument("--workdir", default=None, help="folder for images and store (default: temp)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+class CpuShare:
+    """CPU seconds used by other processes on this machine between start() and report().
+
+    Busy time of all CPUs from /proc/stat minus this process's and its children's CPU
+    time (getrusage); a benchmark on a shared machine says how shared it was.
+    """
+
+    def __init__(self):
+        self.start()
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        s, c = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    def start(self) -> None:
+        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    def report(self) -> str:
+        wall, busy = time.perf_counter() - self.t0, self._busy()
+        if busy is None or self.busy0 is None:
+            return "CPU sharing unknown (no /proc/stat)"
+        own = self._own() - self.own0
+        other = max(0.0, busy - self.busy0 - own)
+        cpus = os.cpu_count() or 1
+        return (
+            f"CPU: this benchmark {own:.1f} CPU-s, other processes {other:.1f} CPU-s, of "
+            f"{wall * cpus:.1f} available ({cpus} CPUs x {wall:.1f} s wall)"
+        )
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, device):
+    """(wall seconds, CPU seconds, result) of fn(), CUDA synchronised on both sides."""
+    sync(device)
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - t0, cpu_seconds() - c0, out
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def make_dataset(image_dir: Path, n_images: int, seed: int) -> list[str]:
+    """n toy-shapes images (1..5 objects, spread evenly over the counts); their paths."""
+    counts = [1, 2, 3, 4, 5]
+    per_count = -(-n_images // len(counts))
+    images, _ = ds.generate_dataset(image_dir, Vocabulary(), counts, per_count, seed)
+    return images["path"].tolist()[:n_images]
+
+
+def build_model(arch: str, device: torch.device, seed: int) -> LoadedModel:
+    import open_clip
+
+    torch.manual_seed(seed)
+    cfg = architecture_config(arch)
+    model = open_clip.create_model(arch, pretrained=None).to(device).eval()
+    return LoadedModel(model, _transform_for(model), _tokenizer_for(cfg), arch, "random", cfg)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_extraction_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, device, work)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+def run(args, device: torch.device, work: Path) -> None:
+    t, _, paths = timed(lambda: make_dataset(work / "images", args.images, args.seed), device)
+    print(f"drew {len(paths)} images in {t:.1f} s", flush=True)
+    loaded = build_model(args.arch, device, args.seed)
+    model, preprocess = loaded.model, loaded.preprocess
+    geo = loaded.geometry
+    n_layers, width, tokens = len(blocks(model)), geo["width"], geo["tokens"]
+    bs, n = args.batch_size, len(paths)
+    starts = list(range(0, n, bs))
+    ids = [Path(p).stem for p in paths]
+    torch_dtype = getattr(torch, args.dtype)
+    np_dtype = np.dtype(args.dtype)
+    mlp_bytes = n * tokens * n_layers * width * np_dtype.itemsize
+
+    print(
+        f"{args.arch} random weights on {device} ({torch.get_num_threads()} torch threads); "
+        f"{n} images, batch {bs}, {args.dtype}, zstd level {args.compression_level}; "
+        f"mlp_out [{n}, {tokens}, {n_layers * width}] = {mlp_bytes / 1e6:.1f} MB uncompressed",
+        flush=True,
+    )
+
+    preloaded = [load_images(paths[s : s + bs], preprocess) for s in starts]
+    with torch.no_grad():  # warm-up: allocator, kernels, oneDNN primitives
+        forward_batch(model, preloaded[0].to(device))
+        model.encode_image(preloaded[0].to(device))
+    sync(device)
+
+    def extraction():
+        out = work / f"activations_{time.monotonic_ns()}.zarr"
+        extract_activations(
+            loaded,
+            paths,
+            ids,
+            out,
+            batch_size=bs,
+            dtype=args.dtype,
+            compression_level=args.compression_level,
+            model_name="bench",
+        )
+        return out
+
+    @torch.no_grad()
+    def bare_with_loading():
+        for s in starts:
+            model.encode_image(load_images(paths[s : s + bs], preprocess).to(device))
+
+    @torch.no_grad()
+    def bare():
+        for images in preloaded:
+            model.encode_image(images.to(device))
+
+    def hooked():
+        for images in preloaded:
+            mlp, emb = forward_batch(model, images.to(device))
+            mlp.to(torch_dtype).cpu().numpy().astype(np_dtype, copy=False)
+            emb.float().cpu().numpy()
+
+    def load_only():
+        for s in starts:
+            load_images(paths[s : s + bs], preprocess)
+
+    with torch.no_grad():
+        sample = forward_batch(model, preloaded[0].to(device))[0]
+    sample = sample.to(torch_dtype).cpu().numpy().astype(np_dtype, copy=False)
+
+    def write_only():
+        out = work / f"write_only_{time.monotonic_ns()}.zarr"
+        root = create_store(
+            out, n, geo, n_layers, width, geo["embed_dim"], bs, args.dtype, args.compression_level
+        )
+        for s in starts:
+            root["mlp_out"][s : s + min(bs, n - s)] = sample[: min(bs, n - s)]
+        shutil.rmtree(out)
+
+    best, best_cpu = {}, {}
+    store = None
+    share = CpuShare()
+    measurements = [
+        ("extraction", extraction),
+        ("bare_load", bare_with_loading),
+        ("bare", bare),
+        ("hooked", hooked),
+        ("load", load_only),
+        ("write", write_only),
+    ]
+    for i in range(args.repeat):
+        # a different order each round, so no measurement always follows the same one
+        k = i % len(measurements)
+        for name, fn in measurements[k:] + measurements[:k]:
+            t, c, out = timed(fn, device)
+            print(f"  {name:<10} {t:8.2f} s wall {c:8.2f} s CPU", flush=True)
+            best[name] = min(best.get(name, float("inf")), t)
+            best_cpu[name] = min(best_cpu.get(name, float("inf")), c)
+            if name == "extraction":
+                if store is not None:
+                    shutil.rmtree(store)
+                store = out
+
+    root = open_store(store)
+    assert root["mlp_out"].shape == (n, tokens, n_layers * width)
+    size = dir_size(store)
+    ext, bl, b = best["extraction"], best["bare_load"], best["bare"]
+    print()
+    print(f"summary ({args.arch}, {n} images, {device}, best of {args.repeat}):")
+    print(share.report())
+    print(f"extraction {ext:.1f} s, bare forward with loading {bl:.1f} s, ratio {ext / bl:.2f}")
+    print(f"extraction {ext:.1f} s, bare forward without loading {b:.1f} s, ratio {ext / b:.2f}")
+    print(
+        f"hooked forward + conversion (no writes) {best['hooked']:.1f} s, "
+        f"ratio to bare {best['hooked'] / b:.2f}"
+    )
+    ce, cb = best_cpu["extraction"], best_cpu["bare_load"]
+    print(
+        f"CPU time: extraction {ce:.1f} s, bare forward with loading {cb:.1f} s, ratio "
+        f"{ce / cb:.2f} (less sensitive to other processes than wall time on a shared CPU)"
+    )
+    print(f"loading + preprocessing alone {best['load']:.1f} s")
+    print(
+        f"writing alone {best['write']:.1f} s ({mlp_bytes / 1e6 / best['write']:.0f} MB/s "
+        f"uncompressed mlp_out)"
+    )
+    print(
+        f"images/s: extraction {n / ext:.1f}, bare forward with loading {n / bl:.1f}, "
+        f"bare forward {n / b:.1f}"
+    )
+    print(
+        f"store {size / 1e6:.1f} MB on disk ({size / mlp_bytes:.2f} of uncompressed), "
+        f"write rate {mlp_bytes / 1e6 / ext:.1f} MB/s of uncompressed mlp_out over the extraction"
+    )
+    target = "met" if ext / bl <= 1.2 else "NOT met"
+    print(f"target ratio <= 1.2 (against bare forward with loading): {target}")
+
+
+if __name__ == "__main__":
+    main()

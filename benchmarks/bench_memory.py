@@ -1,0 +1,253 @@
+"""Benchmark: peak memory of the activation extraction against the number of images.
+
+Target: the peak resident memory of `extract_activations` for 400 images is within 10% of
+the peak for 100 images (the store is written batch by batch, so memory must not grow with
+the number of images).
+
+The toy-shapes images are drawn once (`vlmbinding.dataset.generate_dataset`, enough for
+the largest count). Then, for each image count, a fresh Python process builds the
+random-weights open_clip model (default ViT-B-32), wraps it in `LoadedModel` and runs
+`extract_activations` on the first N images (batch 32, float16, zstd 1) into a temporary
+store. The peak RSS of each process comes from `os.wait4` on that process alone (the
+kernel's ru_maxrss of exactly that child; `RUSAGE_CHILDREN` would report the largest of
+all children so far, which mixes the runs) and, as a cross-check, from the child's own
+VmHWM (/proc/self/status) as it ends: Linux carries the parent's RSS at spawn time over
+into a child's ru_maxrss, so wait4 is only right while the parent stays smaller than the
+child (it does here: the parent never imports torch). Each child also reports its VmHWM
+just before the extraction starts (imports + model + one warm-up batch), so the growth
+during the extraction itself is shown too.
+
+Command (from the repository root):
+
+    .venv/bin/python benchmarks/bench_memory.py                      # 100 vs 400 images
+    .venv/bin/python benchmarks/bench_memory.py --counts 40 160      # quicker check
+    .venv/bin/python benchmarks/bench_memory.py --arch ViT-L-14 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--counts", type=int, nargs="+", default=[100, 400], help="image counts")
+    p.add_argument("--arch", default="ViT-B-32", help="open_clip architecture (random weights)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dtype", default="float16")
+    p.add_argument("--compression-level", type=int, default=1)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the child")
+    p.add_argument("--workdir", default=None, help="folder for images and stores (default: temp)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--seed", type=int, default=0)
+    # internal: run one extraction in this process and print a JSON line
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--images-table", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+class CpuShare:
+    """CPU seconds used by other processes on this machine between start() and report().
+
+    Busy time of all CPUs from /proc/stat minus this process's and its children's CPU
+    time (getrusage); a benchmark on a shared machine says how shared it was.
+    """
+
+    def __init__(self):
+        self.start()
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        s, c = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    def start(self) -> None:
+        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    def report(self) -> str:
+        wall, busy = time.perf_counter() - self.t0, self._busy()
+        if busy is None or self.busy0 is None:
+            return "CPU sharing unknown (no /proc/stat)"
+        own = self._own() - self.own0
+        other = max(0.0, busy - self.busy0 - own)
+        cpus = os.cpu_count() or 1
+        return (
+            f"CPU: this benchmark {own:.1f} CPU-s, other processes {other:.1f} CPU-s, of "
+            f"{wall * cpus:.1f} available ({cpus} CPUs x {wall:.1f} s wall)"
+        )
+
+
+def peak_rss_self_mb() -> float:
+    """Peak RSS of this process's own address space (VmHWM), MiB; ru_maxrss without /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def child(args) -> None:
+    """One extraction of the first `args.child` images; prints a JSON line of figures."""
+    import open_clip
+    import pandas as pd
+    import torch
+
+    from vlmbinding.activations import extract_activations, forward_batch, load_images
+    from vlmbinding.archs import architecture_config
+    from vlmbinding.models import LoadedModel, _tokenizer_for, _transform_for, pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    images = pd.read_parquet(args.images_table).head(args.child)
+    torch.manual_seed(args.seed)
+    cfg = architecture_config(args.arch)
+    model = open_clip.create_model(args.arch, pretrained=None).to(device).eval()
+    loaded = LoadedModel(
+        model, _transform_for(model), _tokenizer_for(cfg), args.arch, "random", cfg
+    )
+    paths = images["path"].tolist()
+    forward_batch(model, load_images(paths[: args.batch_size], loaded.preprocess).to(device))
+    before = peak_rss_self_mb()
+    gpu_before = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0
+    out = Path(args.workdir) / f"activations_{args.child}.zarr"
+    t0 = time.perf_counter()
+    extract_activations(
+        loaded,
+        paths,
+        images["image_id"].tolist(),
+        out,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        compression_level=args.compression_level,
+        model_name="bench",
+    )
+    seconds = time.perf_counter() - t0
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0
+    shutil.rmtree(out, ignore_errors=True)
+    report = {
+        "images": len(paths),
+        "seconds": seconds,
+        "rss_before_mb": before,
+        "rss_peak_mb": peak_rss_self_mb(),
+        "gpu_before_mb": gpu_before,
+        "gpu_peak_mb": gpu_peak,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    print("RESULT " + json.dumps(report), flush=True)
+
+
+def run_child(args, n: int, table: Path, work: Path) -> dict:
+    """Run one extraction in a fresh process; its own figures plus its wait4 peak RSS."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(n)]
+    cmd += ["--images-table", str(table), "--workdir", str(work), "--arch", args.arch]
+    cmd += ["--batch-size", str(args.batch_size), "--dtype", args.dtype]
+    cmd += ["--compression-level", str(args.compression_level), "--device", args.device]
+    cmd += ["--seed", str(args.seed)] + (["--threads", str(args.threads)] if args.threads else [])
+    log = work / f"child_{n}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    text = log.read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child for {n} images failed ({proc.returncode}):\n{text[-3000:]}")
+    line = next(x for x in text.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    result["wait4_peak_mb"] = usage.ru_maxrss / 1024
+    result["process_wall_s"] = wall
+    return result
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.child is not None:
+        child(args)
+        return
+
+    from vlmbinding import dataset as ds
+    from vlmbinding.vocab import Vocabulary
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_memory_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        most = max(args.counts)
+        counts = [1, 2, 3, 4, 5]
+        t0 = time.perf_counter()
+        images, _ = ds.generate_dataset(
+            work / "images", Vocabulary(), counts, -(-most // len(counts)), args.seed
+        )
+        table = work / "images.parquet"
+        ds.write_table(images, table)
+        print(f"drew {len(images)} images in {time.perf_counter() - t0:.1f} s", flush=True)
+        results = []
+        share = CpuShare()
+        for n in args.counts:
+            r = run_child(args, n, table, work)
+            results.append(r)
+            print(
+                f"  {n} images: peak RSS {r['rss_peak_mb']:.0f} MiB (VmHWM), "
+                f"{r['wait4_peak_mb']:.0f} MiB (wait4), before the extraction "
+                f"{r['rss_before_mb']:.0f} MiB, extraction {r['seconds']:.1f} s",
+                flush=True,
+            )
+        print()
+        first = results[0]
+        print(
+            f"summary ({args.arch} random weights, batch {args.batch_size}, {args.dtype}, "
+            f"{first['device']}, {first['threads']} torch threads):"
+        )
+        print(share.report())
+        for r in results:
+            gpu = f", GPU peak {r['gpu_peak_mb']:.0f} MiB" if r["device"].startswith("cuda") else ""
+            print(
+                f"{r['images']} images: peak RSS {r['rss_peak_mb']:.0f} MiB, growth during "
+                f"extraction {r['rss_peak_mb'] - r['rss_before_mb']:.0f} MiB, "
+                f"{r['images'] / r['seconds']:.1f} images/s{gpu}"
+            )
+        base = first["rss_peak_mb"]
+        for r in results[1:]:
+            ratio = r["rss_peak_mb"] / base
+            verdict = "met" if abs(ratio - 1) <= 0.10 else "NOT met"
+            print(
+                f"peak {r['images']} / peak {first['images']} images = {ratio:.3f} "
+                f"(target within 10%: {verdict})"
+            )
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+if __name__ == "__main__":
+    main()
