@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: venv test demo lint format bench clean
+.PHONY: venv test test-slurm demo lint format clean
 
 venv: $(VENV)/.installed
 
@@ -33,3 +33,7 @@ format: venv
 
 clean:
 	rm -rf results logs benchmarks/*.tsv .snakemake
+
+# A real single-node SLURM on localhost (root; installs Debian's slurm packages if missing)
+test-slurm: venv
+	bash tests/slurm/run.sh

@@ -27,6 +27,21 @@ wildcard_constraints:
     layer=r"\d+",
 
 
+# On a cluster these run on the submitting host: they are quick and make figures.
+localrules:
+    all,
+    gather_neurons,
+    score_superposition,
+    correlate_superposition,
+    correlate_binding,
+    plot_gradcam,
+    plot_neurons,
+    plot_correlation,
+    plot_binding,
+    plot_zero_shot,
+    compare_models,
+
+
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
