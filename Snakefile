@@ -40,6 +40,8 @@ localrules:
     plot_binding,
     plot_zero_shot,
     compare_models,
+    tabulate_results,
+    record_config,
 
 
 include: "workflow/rules/dataset.smk"
@@ -49,6 +51,7 @@ include: "workflow/rules/neurons.smk"
 include: "workflow/rules/separability.smk"
 include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -5,9 +5,9 @@ drives Debian's chromium (no browser download: `executable_path` points at it) t
 report as a reader would: each category in the menu, each subcategory, and each row of its
 table, where the (i) button opens the item's description and its eye button shows it. A figure
 counts as shown when the <img> in the content pane has loaded (naturalWidth > 0), holds exactly
-the bytes of the PNG in results/, and takes up room on the screen. Snakemake's report does not
-display tables: their eye button downloads the file, so a table counts as shown when that
-download holds exactly the .tsv's text. Every item and every results table gets a screenshot,
+the bytes of the PNG in results/, and takes up room on the screen. Tables reach the report as
+small HTML pages (Snakemake's report would only offer a .tsv for download); a page counts as
+shown when the content pane's iframe shows its title and a table. Every item and every results table gets a screenshot,
 into the folder REPORT_SCREENSHOTS names (made if missing), else into pytest's tmp dir.
 
 Needs `pip install playwright` (requirements.txt) and `apt-get install chromium`; without
@@ -17,6 +17,7 @@ either, the tests skip. REPORT_CHROMIUM overrides the browser binary.
 from __future__ import annotations
 
 import base64
+import html
 import os
 import re
 import shutil
@@ -47,6 +48,7 @@ VIEWPORT = {"width": 1600, "height": 1100}
 TIMEOUT_MS = 15_000
 # the report's content pane: ContentDisplay, the flex row's <div class="grow ..."> beside the <nav>
 CONTENT_IMG = "#app > div > div.grow img"
+CONTENT_FRAME = "#app > div > div.grow iframe"
 # what is wrong with the figure in the content pane; "" once it shows the file's bytes, loaded
 IMAGE_STATE = """([selector, b64]) => {
     const img = document.querySelector(selector);
@@ -207,7 +209,19 @@ class ReportReader:
             item.problems.append(f"{item.path} is not a file of the run")
         eye = self.nav.locator("a[iconname='eye']")
         shot = self.screens / shot_name(*Path(item.path).parts[1:])
-        if eye.get_attribute("download") is not None:  # not displayed: a download link
+        if item.path.endswith(".html"):  # a table page: shown in an iframe
+            item.kind = "page"
+            eye.click()
+            heading = re.search(r"<h1>(.*?)</h1>", data.decode(errors="replace"))
+            frame = self.page.frame_locator(CONTENT_FRAME)
+            try:
+                sync_api.expect(frame.locator("h1")).to_have_text(
+                    html.unescape(heading.group(1)) if heading else "", timeout=TIMEOUT_MS
+                )
+                item.same_bytes = frame.locator("table, pre").count() > 0
+            finally:
+                self.page.screenshot(path=shot)
+        elif eye.get_attribute("download") is not None:  # not displayed: a download link
             item.kind = "table"
             with self.page.expect_download(timeout=TIMEOUT_MS) as download:
                 eye.click()
@@ -297,7 +311,7 @@ def test_report_has_every_registered_figure_and_table(report_run, browsed):
     figures = produced_figures(report_run)
     registered = registered_outputs(report_run)
     assert figures, "the tiny run drew no figures"
-    assert any(p.endswith(".tsv") for p in registered), "no table is registered with report()"
+    assert any(p.endswith(".html") for p in registered), "no table is registered with report()"
     assert figures <= registered, f"figures not registered with report(): {figures - registered}"
     shown = browsed.shown
     assert not registered - set(shown), (
@@ -324,14 +338,14 @@ def test_every_figure_is_displayed(report_run, browsed):
     assert not failed, f"screenshots in {browsed.screens}:\n" + "\n".join(failed)
 
 
-def test_every_table_downloads_with_its_text(browsed):
-    # Snakemake's report does not display a .tsv: its eye button downloads the file.
-    tables = sorted(p for p in browsed.shown if p.endswith(".tsv"))
-    assert tables
+def test_every_table_page_is_displayed(browsed):
+    # tables reach the report as small HTML pages, shown in an iframe
+    pages = sorted(p for p in browsed.shown if p.endswith(".html"))
+    assert pages
     failed = [
-        f"{path} ({where(item)}): {item.problems or 'the download is not the table'}"
-        for path, item in ((p, browsed.shown[p]) for p in tables)
-        if item.problems or item.kind != "table" or not item.same_bytes
+        f"{path} ({where(item)}): {item.problems or 'no table on the page'}"
+        for path, item in ((p, browsed.shown[p]) for p in pages)
+        if item.problems or item.kind != "page" or not item.same_bytes
     ]
     assert not failed, "\n".join(failed)
 

@@ -61,7 +61,7 @@ def dataset_params():
 
 def all_targets():
     """Every figure of every model, the cross-model view and the tables behind them."""
-    targets = ["results/comparison/models.png"]
+    targets = ["results/comparison/models.png", "results/config.html"]
     figures = [
         "gradcam",
         "entropy",
@@ -74,6 +74,7 @@ def all_targets():
     for name, m in MODELS.items():
         names = figures + (["zero_shot"] if m["weights"] == "toy" else [])
         targets += [f"results/{name}/figures/{f}.png" for f in names]
+        targets.append(f"results/{name}/tables.html")
     return targets
 
 
@@ -227,3 +228,18 @@ def binding_template(wildcards):
 def figure_params():
     f = config["figures"]
     return {k: f[k] for k in sorted(f)}
+
+
+def result_tables(wildcards):
+    """Inputs of the model's table page (the zero-shot table only for toy models)."""
+    base = f"results/{wildcards.model}"
+    tables = {
+        "correlation": f"{base}/correlation.parquet",
+        "binding_correlation": f"{base}/binding/correlation.parquet",
+        "binding": f"{base}/binding/accuracy.tsv",
+        "binding_per_count": f"{base}/binding/accuracy_per_count.tsv",
+        "localisation": f"{base}/gradcam/localisation.tsv",
+    }
+    if MODELS[wildcards.model]["weights"] == "toy":
+        tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"
+    return tables

@@ -7,13 +7,7 @@ rule explain_bindings:
     output:
         maps="results/{model}/gradcam/maps.npz",
         shares="results/{model}/gradcam/shares.parquet",
-        summary=report(
-            "results/{model}/gradcam/localisation.tsv",
-            caption="../report/gradcam_localisation.rst",
-            category="{model}",
-            subcategory="Grad-CAM",
-            labels={"model": "{model}", "table": "Grad-CAM localisation"},
-        ),
+        summary="results/{model}/gradcam/localisation.tsv",
     log:
         "logs/explain_bindings/{model}.log",
     benchmark:
@@ -40,20 +34,8 @@ rule test_binding:
         weights=weights_input,
     output:
         trials="results/{model}/binding/trials.parquet",
-        overall=report(
-            "results/{model}/binding/accuracy.tsv",
-            caption="../report/binding_accuracy.rst",
-            category="{model}",
-            subcategory="Binding test",
-            labels={"model": "{model}", "table": "binding accuracy"},
-        ),
-        per_count=report(
-            "results/{model}/binding/accuracy_per_count.tsv",
-            caption="../report/binding_accuracy.rst",
-            category="{model}",
-            subcategory="Binding test",
-            labels={"model": "{model}", "table": "binding accuracy per object count"},
-        ),
+        overall="results/{model}/binding/accuracy.tsv",
+        per_count="results/{model}/binding/accuracy_per_count.tsv",
         per_pair="results/{model}/binding/accuracy_per_pair.parquet",
     log:
         "logs/test_binding/{model}.log",

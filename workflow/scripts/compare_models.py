@@ -5,6 +5,7 @@ import pandas as pd
 from vlmbinding import figures
 from vlmbinding.compare import model_summary
 from vlmbinding.logs import to_file
+from vlmbinding.tables import html_page
 
 to_file(snakemake.log[0])
 rows = []
@@ -24,3 +25,20 @@ for i, model in enumerate(snakemake.params.models):
 summary = pd.DataFrame(rows)
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
 figures.save_figure(figures.model_comparison(summary), snakemake.output.png, snakemake.output.pdf)
+with open(snakemake.output.html, "w") as f:
+    f.write(
+        html_page(
+            "Models compared",
+            [
+                (
+                    "One row per model",
+                    "r_D, r_M: Pearson r of S with D and M (with _low/_high the 95% bootstrap "
+                    "interval, _rho Spearman, _mantel_p the Mantel p-value) over the pairs "
+                    "in `subset`, in the `space` embedding; binding_accuracy: swapped-caption "
+                    "test; r_binding: Pearson r of per-pair binding accuracy with S; "
+                    "entropies in bits over the analysed neurons; zero_shot_*: toy models.",
+                    summary,
+                )
+            ],
+        )
+    )

@@ -1,0 +1,38 @@
+rule tabulate_results:
+    """The model's key tables (correlations, binding, localisation) as one report page."""
+    input:
+        unpack(result_tables),
+    output:
+        html=report(
+            "results/{model}/tables.html",
+            caption="../report/tables.rst",
+            category="{model}",
+            subcategory="6 Tables",
+            labels={"figure": "result tables"},
+        ),
+    log:
+        "logs/tabulate_results/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/tabulate_results.py"
+
+
+rule record_config:
+    """The run's configuration, defaults filled in, for the report and the record."""
+    output:
+        yaml="results/config.yaml",
+        html=report(
+            "results/config.html",
+            caption="../report/config.rst",
+            category="Configuration",
+            labels={"figure": "configuration"},
+        ),
+    log:
+        "logs/record_config.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        config=config,
+    script:
+        "../scripts/record_config.py"

@@ -1,0 +1,53 @@
+"""Rule tabulate_results: the model's key tables as one HTML page for the report."""
+
+import pandas as pd
+
+from vlmbinding.logs import to_file
+from vlmbinding.tables import html_page
+
+to_file(snakemake.log[0])
+i = snakemake.input
+sections = [
+    (
+        "Superposition S against separability D and M",
+        "Across feature pairs (all pairs, or only pairs without a position feature), in the "
+        "full embedding and in a per-pair PCA keeping the configured variance: Pearson r and "
+        "Spearman rho with p-values, 95% bootstrap intervals (pairs resampled) and a Mantel "
+        "permutation test (features permuted; pairs that share a feature are not independent).",
+        pd.read_parquet(i.correlation),
+    ),
+    (
+        "Binding accuracy against S",
+        "Per-pair swapped-caption binding accuracy (colour pairs and shape pairs) against S, "
+        "with the same statistics.",
+        pd.read_parquet(i.binding_correlation),
+    ),
+    (
+        "Swapped-caption binding test",
+        "Fraction of trials in which the true caption beats the caption with two objects' "
+        "colours exchanged (chance 0.5), overall and per number of objects.",
+        pd.concat(
+            [
+                pd.read_csv(i.binding, sep="\t").assign(num_objects="all"),
+                pd.read_csv(i.binding_per_count, sep="\t"),
+            ],
+            ignore_index=True,
+        )[["num_objects", "n", "accuracy"]],
+    ),
+    (
+        "Grad-CAM localisation",
+        "Mean share of a map's mass inside each object's box, by prompt kind and object role, "
+        "against the box's share of the image (an evenly spread map).",
+        pd.read_csv(i.localisation, sep="\t"),
+    ),
+]
+if i.get("zero_shot"):
+    sections.append(
+        (
+            "Toy model: zero-shot accuracy",
+            "Held-out single-object images matched against every one-object caption.",
+            pd.read_csv(i.zero_shot, sep="\t"),
+        )
+    )
+with open(snakemake.output.html, "w") as f:
+    f.write(html_page(f"{snakemake.wildcards.model}: result tables", sections))

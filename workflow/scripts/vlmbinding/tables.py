@@ -1,0 +1,43 @@
+"""Small self-contained HTML pages of result tables, for the Snakemake report."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin-top: 1.6em; }
+p { max-width: 60em; line-height: 1.4; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+pre { background: #f6f6f6; padding: 1em; font-size: 0.85em; }
+"""
+
+
+def format_frame(df: pd.DataFrame, digits: int = 3) -> str:
+    """A table with floats at `digits` significant places, p-values in scientific form."""
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            fmt = "{:.2e}" if col.endswith("_p") else f"{{:.{digits}g}}"
+            out[col] = out[col].map(lambda v, f=fmt: "" if pd.isna(v) else f.format(v))
+    return out.to_html(index=False, border=0, escape=True)
+
+
+def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -> str:
+    """One page: a title, then per section a heading, a sentence and a table (or text)."""
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
+    for heading, text, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
+        if isinstance(body, pd.DataFrame):
+            parts.append(format_frame(body))
+        else:
+            parts.append(f"<pre>{html.escape(body)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
