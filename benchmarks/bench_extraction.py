@@ -61,7 +61,7 @@ from vlmbinding.activations import (  # noqa: E402
     open_store,
 )
 from vlmbinding.archs import architecture_config  # noqa: E402
-from vlmbinding.models import LoadedModel, _tokenizer_for, _transform_for, pick_device  # noqa: E402
+from vlmbinding.models import LoadedModel, from_config, pick_device  # noqa: E402
 from vlmbinding.vocab import Vocabulary  # noqa: E402
 
 
@@ -116,12 +116,10 @@ def make_dataset(image_dir: Path, n_images: int, seed: int) -> list[str]:
 
 
 def build_model(arch: str, device: torch.device, seed: int) -> LoadedModel:
-    import open_clip
-
     torch.manual_seed(seed)
-    cfg = architecture_config(arch)
-    model = open_clip.create_model(arch, pretrained=None).to(device).eval()
-    return LoadedModel(model, _transform_for(model), _tokenizer_for(cfg), arch, "random", cfg)
+    loaded = from_config(architecture_config(arch), arch)
+    loaded.model.to(device)
+    return loaded
 
 
 def main(argv=None) -> None:

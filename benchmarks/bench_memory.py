@@ -69,24 +69,20 @@ def peak_rss_self_mb() -> float:
 
 def child(args) -> None:
     """One extraction of the first `args.child` images; prints a JSON line of figures."""
-    import open_clip
     import pandas as pd
     import torch
 
     from vlmbinding.activations import extract_activations, forward_batch, load_images
     from vlmbinding.archs import architecture_config
-    from vlmbinding.models import LoadedModel, _tokenizer_for, _transform_for, pick_device
+    from vlmbinding.models import from_config, pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     images = pd.read_parquet(args.images_table).head(args.child)
     torch.manual_seed(args.seed)
-    cfg = architecture_config(args.arch)
-    model = open_clip.create_model(args.arch, pretrained=None).to(device).eval()
-    loaded = LoadedModel(
-        model, _transform_for(model), _tokenizer_for(cfg), args.arch, "random", cfg
-    )
+    loaded = from_config(architecture_config(args.arch), args.arch)
+    model = loaded.model.to(device)
     paths = images["path"].tolist()
     forward_batch(model, load_images(paths[: args.batch_size], loaded.preprocess).to(device))
     before = peak_rss_self_mb()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import open_clip
 import torch
 
-from vlmbinding.models import LoadedModel, _tokenizer_for, _transform_for
+from vlmbinding.models import LoadedModel, from_config
 
 TINY_CFG = {
     "embed_dim": 32,
@@ -16,6 +15,4 @@ TINY_CFG = {
 
 def tiny_model(seed: int = 0, **overrides) -> LoadedModel:
     torch.manual_seed(seed)
-    cfg = {**TINY_CFG, **overrides}
-    model = open_clip.CLIP(**cfg).eval()
-    return LoadedModel(model, _transform_for(model), _tokenizer_for(cfg), "tiny", "random", cfg)
+    return from_config({**TINY_CFG, **overrides}, "tiny")

@@ -59,7 +59,7 @@ def test_openai_tags_get_quick_gelu(monkeypatch):
         return model, None, _transform(model)
 
     def _transform(model):
-        return models._transform_for(model)
+        return models.transform_for(model)
 
     monkeypatch.setattr(models, "tag_is_cached", lambda cfg, cache_dir=None: True)
     monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)

@@ -7,8 +7,9 @@ table, where the (i) button opens the item's description and its eye button show
 counts as shown when the <img> in the content pane has loaded (naturalWidth > 0), holds exactly
 the bytes of the PNG in results/, and takes up room on the screen. Tables reach the report as
 small HTML pages (Snakemake's report would only offer a .tsv for download); a page counts as
-shown when the content pane's iframe shows its title and a table. Every item and every results table gets a screenshot,
-into the folder REPORT_SCREENSHOTS names (made if missing), else into pytest's tmp dir.
+shown when the content pane's iframe shows its title and a table. Every item and every
+results table gets a screenshot, into the folder REPORT_SCREENSHOTS names (made if missing),
+else into pytest's tmp dir.
 
 Needs `pip install playwright` (requirements.txt) and `apt-get install chromium`; without
 either, the tests skip. REPORT_CHROMIUM overrides the browser binary.

@@ -29,7 +29,7 @@ def trained():
     images = tm.render_scenes(objects, 32)
     torch.manual_seed(0)
     model = open_clip.CLIP(**CFG)
-    tokenizer = models._tokenizer_for(CFG)
+    tokenizer = models.tokenizer_for(CFG)
     curve = tm.train(
         model,
         tokenizer,
@@ -45,7 +45,7 @@ def trained():
         std=open_clip.OPENAI_DATASET_STD,
         device=torch.device("cpu"),
     )
-    return model, tokenizer, models._transform_for(model), curve
+    return model, tokenizer, models.transform_for(model), curve
 
 
 def test_captions_name_every_object_with_its_position():

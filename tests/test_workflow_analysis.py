@@ -51,11 +51,33 @@ def test_both_models_get_their_results(two_models):
             "toy_model/checkpoint.pt",
         ):
             assert (folder / f).exists(), f
+        figures = [
+            "gradcam",
+            "entropy",
+            "feature_neurons",
+            "patch_activations",
+            "superposition_vs_D",
+            "superposition_vs_M",
+            "binding_vs_S",
+            "zero_shot",
+        ]
+        for figure in figures:
+            for ext in ("png", "pdf"):
+                assert (folder / "figures" / f"{figure}.{ext}").stat().st_size > 0, figure
         root = open_store(folder / "activations.zarr")
         assert root["mlp_out"].shape == (12, 17, 2 * width)
         neurons = pd.read_parquet(folder / "neurons.parquet")
         assert len(neurons) == 2 * width
         assert neurons["entropy"].between(0, 4).all()
+
+
+def test_the_cross_model_view_has_both_models(two_models):
+    work, _ = two_models
+    table = pd.read_csv(work / "results" / "comparison" / "models.tsv", sep="\t")
+    assert table["model"].tolist() == ["toy", "toy-narrow"]
+    assert table["neurons"].tolist() == [64, 32]
+    for ext in ("png", "pdf", "html"):
+        assert (work / "results" / "comparison" / f"models.{ext}").exists()
 
 
 def test_analysis_tables_follow_the_contract(two_models):

@@ -9,7 +9,7 @@ import torch
 from vlmbinding import toymodel as tm
 from vlmbinding.dataset import Canvas
 from vlmbinding.logs import to_file
-from vlmbinding.models import _tokenizer_for, _transform_for, pick_device, save_checkpoint
+from vlmbinding.models import from_config, pick_device, save_checkpoint
 from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
@@ -25,9 +25,8 @@ images = tm.render_scenes(objects, cfg["vision_cfg"]["image_size"])
 log.info(f"{len(images)} training scenes drawn, e.g. {captions[0]!r}")
 
 torch.manual_seed(toy["seed"])
-model = open_clip.CLIP(**cfg)
-tokenizer = _tokenizer_for(cfg)
-preprocess = _transform_for(model)
+loaded = from_config(cfg, snakemake.params.model["arch"], "toy")
+model, tokenizer, preprocess = loaded.model, loaded.tokenizer, loaded.preprocess
 curve = tm.train(
     model,
     tokenizer,

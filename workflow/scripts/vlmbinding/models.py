@@ -122,14 +122,8 @@ def tag_is_cached(cfg: dict, cache_dir: str | None = None) -> bool:
     return False
 
 
-def _build_from_cfg(model_cfg: dict) -> torch.nn.Module:
-    import open_clip
-
-    cfg = dict(model_cfg)
-    return open_clip.CLIP(**cfg)
-
-
-def _tokenizer_for(model_cfg: dict):
+def tokenizer_for(model_cfg: dict):
+    """open_clip's tokenizer at the config's context length."""
     import open_clip
 
     context_length = model_cfg.get("text_cfg", {}).get("context_length", 77)
@@ -140,7 +134,8 @@ def _tokenizer_for(model_cfg: dict):
     return tokenize
 
 
-def _transform_for(model: torch.nn.Module):
+def transform_for(model: torch.nn.Module):
+    """The evaluation transform of a model built from a config (OpenAI mean and std)."""
     import open_clip
 
     v = model.visual
@@ -148,6 +143,14 @@ def _transform_for(model: torch.nn.Module):
     mean = getattr(v, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
     std = getattr(v, "image_std", None) or open_clip.OPENAI_DATASET_STD
     return open_clip.image_transform(size, is_train=False, mean=mean, std=std)
+
+
+def from_config(cfg: dict, arch: str = "custom", weights: str = "random") -> LoadedModel:
+    """A freshly initialised CLIP of an open_clip model config (toy training, tests, benchmarks)."""
+    import open_clip
+
+    model = open_clip.CLIP(**cfg).eval()
+    return LoadedModel(model, transform_for(model), tokenizer_for(cfg), arch, weights, cfg)
 
 
 def save_checkpoint(model: torch.nn.Module, model_cfg: dict, path: str | Path, **extra) -> None:
@@ -183,7 +186,7 @@ def load_model(
         state = torch.load(path, map_location="cpu", weights_only=False)
         if isinstance(state, dict) and "model_cfg" in state:
             cfg = state["model_cfg"]
-            model = _build_from_cfg(cfg)
+            model = open_clip.CLIP(**cfg)
             model.load_state_dict(state["state_dict"])
         else:
             cfg = architecture_config(arch, arch_dir, model_cfg_overrides)
@@ -192,8 +195,8 @@ def load_model(
             model = open_clip.create_model(
                 arch, pretrained=str(path), force_quick_gelu=bool(cfg.get("quick_gelu"))
             )
-        tokenizer = _tokenizer_for(cfg)
-        preprocess = _transform_for(model)
+        tokenizer = tokenizer_for(cfg)
+        preprocess = transform_for(model)
     elif kind == "hf-hub":
         hub_id = weights[len(HF_HUB_PREFIX) :]
         from huggingface_hub import try_to_load_from_cache

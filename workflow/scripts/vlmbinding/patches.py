@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .vocab import Vocabulary
-
 
 def pick_neuron(feature_neurons: pd.DataFrame, choice: str | None) -> pd.Series:
     """The neuron to show: 'layer:unit' if given, else the lowest-entropy feature neuron."""
@@ -48,7 +46,3 @@ def patch_map(root, image_row: int, layer: int, unit: int) -> np.ndarray:
     grid = root.attrs["token_grid"]
     values = root["mlp_out"][image_row, 1:, layer * width + unit].astype(np.float32)
     return values.reshape(grid[0], grid[1])
-
-
-def vocab_features(vocabulary: dict) -> list[str]:
-    return Vocabulary.from_config(vocabulary).features
