@@ -101,3 +101,15 @@ def test_workflow_stops_before_any_job_and_names_the_key(tmp_path, change, words
     assert proc.returncode != 0
     assert words in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_conda_environment_carries_the_pinned_requirements():
+    pins = [
+        line.strip()
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    env = yaml.safe_load((REPO / "envs" / "workflow.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == pins
+    assert all("==" in pin for pin in pins), "every requirement is pinned"
