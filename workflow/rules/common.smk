@@ -10,7 +10,6 @@ from vlmbinding.vocab import Vocabulary  # noqa: E402
 from vlmbinding import dataset as ds  # noqa: E402
 
 REPO = Path(workflow.basedir)
-ENVS = REPO / "envs"
 
 
 def _check_config(config):
@@ -36,7 +35,6 @@ def _check_config(config):
             _check_external(dataset["external"], vocab)
     except (ConfigError, ds.DatasetError) as e:
         raise WorkflowError(str(e)) from None
-    return vocab
 
 
 def _check_external(external, vocab):
@@ -50,8 +48,7 @@ def _check_external(external, vocab):
     )
 
 
-VOCAB = _check_config(config)
-FEATURES = VOCAB.features
+_check_config(config)
 
 
 def dataset_params():
