@@ -11,14 +11,13 @@ from PIL import Image
 from vlmbinding import gradcam as gc
 from vlmbinding.binding import binding_prompts
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_model
+from vlmbinding.models import load_entry
 
 to_file(snakemake.log[0])
 log = logging.getLogger("explain_bindings")
 torch.set_num_threads(snakemake.threads)
 m, p = snakemake.params.model, snakemake.params.gradcam
-weights = snakemake.input.weights if m["weights"] == "toy" else m["weights"]
-loaded = load_model(m["arch"], weights, snakemake.params.device)
+loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)
 device = next(loaded.model.parameters()).device
 images = pd.read_parquet(snakemake.input.images)
 objects = pd.read_parquet(snakemake.input.objects)
@@ -43,9 +42,6 @@ for n, row in enumerate(chosen.itertuples(index=False)):
     saved[f"{row.image_id}/raw"] = raw.cpu().numpy()
     saved[f"{row.image_id}/prompts"] = prompts["prompt"].to_numpy(dtype=str)
     saved[f"{row.image_id}/kinds"] = prompts["kind"].to_numpy(dtype=str)
-    if "color_object" in prompts:
-        saved[f"{row.image_id}/color_object"] = prompts["color_object"].fillna(-1).to_numpy(int)
-        saved[f"{row.image_id}/shape_object"] = prompts["shape_object"].fillna(-1).to_numpy(int)
     log.info(f"explained image {n + 1}/{len(chosen)}: {row.image_id}")
 
 shares = pd.concat(tables, ignore_index=True)

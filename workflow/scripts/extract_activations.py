@@ -5,13 +5,12 @@ import torch
 
 from vlmbinding.activations import extract_activations
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_model
+from vlmbinding.models import load_entry
 
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 m, a = snakemake.params.model, snakemake.params.activations
-weights = snakemake.input.weights if m["weights"] == "toy" else m["weights"]
-loaded = load_model(m["arch"], weights, snakemake.params.device)
+loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)
 images = pd.read_parquet(snakemake.input.images)
 extract_activations(
     loaded,

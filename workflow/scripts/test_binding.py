@@ -4,20 +4,19 @@ import logging
 
 import pandas as pd
 import torch
-from PIL import Image
 
 from vlmbinding import binding as bd
+from vlmbinding.activations import load_images
 from vlmbinding.gradcam import text_embeddings
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_model
+from vlmbinding.models import load_entry
 from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 log = logging.getLogger("test_binding")
 torch.set_num_threads(snakemake.threads)
 m = snakemake.params.model
-weights = snakemake.input.weights if m["weights"] == "toy" else m["weights"]
-loaded = load_model(m["arch"], weights, snakemake.params.device)
+loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)
 device = next(loaded.model.parameters()).device
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)
 images = pd.read_parquet(snakemake.input.images)
@@ -29,8 +28,8 @@ paths = images.set_index("image_id").loc[ids, "path"]
 embeddings = []
 with torch.no_grad():
     for start in range(0, len(ids), 64):
-        batch = [loaded.preprocess(Image.open(p).convert("RGB")) for p in paths[start : start + 64]]
-        embeddings.append(loaded.model.encode_image(torch.stack(batch).to(device)).float().cpu())
+        batch = load_images(paths[start : start + 64].tolist(), loaded.preprocess).to(device)
+        embeddings.append(loaded.model.encode_image(batch).float().cpu())
 captions = bd.trial_captions(trials)
 caption_emb = torch.cat(
     [

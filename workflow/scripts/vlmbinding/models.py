@@ -222,6 +222,12 @@ def load_model(
     return LoadedModel(model, preprocess, tokenizer, arch, weights, cfg)
 
 
+def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> LoadedModel:
+    """Load a config `models:` entry; toy models from the `checkpoint` their training wrote."""
+    weights = checkpoint if entry["weights"] == "toy" else entry["weights"]
+    return load_model(entry["arch"], weights, device)
+
+
 def uses_quick_gelu(model: torch.nn.Module) -> bool:
     """Whether the vision tower's MLPs use QuickGELU (x * sigmoid(1.702 x))."""
     from open_clip.transformer import QuickGELU
