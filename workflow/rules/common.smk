@@ -51,9 +51,14 @@ def _check_external(external, vocab):
 _check_config(config)
 
 
+def sorted_dict(block):
+    """A config block as a plain dict with sorted keys: a stable value for params."""
+    return {k: block[k] for k in sorted(block)}
+
+
 def dataset_params():
-    """The dataset block as a plain, sorted dict (tracked for reruns)."""
-    return {k: config["dataset"][k] for k in sorted(config["dataset"])}
+    """The dataset block (tracked for reruns)."""
+    return sorted_dict(config["dataset"])
 
 
 def all_targets():
@@ -90,8 +95,7 @@ ARCH_DIR = REPO / "resources" / "models"
 
 def model_params(wildcards):
     """What identifies a model's weights, as plain values (tracked for reruns)."""
-    m = MODELS[wildcards.model]
-    return {k: m[k] for k in sorted(m)}
+    return sorted_dict(MODELS[wildcards.model])
 
 
 def toy_checkpoint(name):
@@ -136,12 +140,11 @@ def toy_params():
         k: config["dataset"][k]
         for k in ("shapes", "colors", "positions", "width", "height")
     }
-    return {**{k: toy[k] for k in sorted(toy)}, "vocabulary": vocab}
+    return {**sorted_dict(toy), "vocabulary": vocab}
 
 
 def activation_params():
-    a = config["activations"]
-    return {k: a[k] for k in sorted(a)}
+    return sorted_dict(config["activations"])
 
 
 # --- analysis -------------------------------------------------------------------------
@@ -213,8 +216,7 @@ def correlation_params():
 
 
 def gradcam_params():
-    g = config["gradcam"]
-    return {k: g[k] for k in sorted(g)}
+    return sorted_dict(config["gradcam"])
 
 
 def binding_template(wildcards):
@@ -223,8 +225,7 @@ def binding_template(wildcards):
 
 
 def figure_params():
-    f = config["figures"]
-    return {k: f[k] for k in sorted(f)}
+    return sorted_dict(config["figures"])
 
 
 def result_tables(wildcards):
