@@ -50,6 +50,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/neurons.smk"
 include: "workflow/rules/separability.smk"
 include: "workflow/rules/gradcam.smk"
+include: "workflow/rules/binding.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

@@ -149,19 +149,19 @@ def pairs_to_matrix(df: pd.DataFrame, value: str, features: Sequence[str]) -> np
     return m
 
 
-def _pair_key(f1: pd.Series, f2: pd.Series) -> list[tuple[str, str]]:
+def pair_key(f1, f2) -> list[tuple[str, str]]:
     """Order-free pair keys, so (a, b) in one table matches (b, a) in the other."""
-    return [tuple(sorted(p)) for p in zip(f1, f2)]
+    return [tuple(sorted((str(a), str(b)))) for a, b in zip(f1, f2)]
 
 
-def _with_scores(superposition: pd.DataFrame, separability: pd.DataFrame) -> pd.DataFrame:
+def attach_scores(superposition: pd.DataFrame, separability: pd.DataFrame) -> pd.DataFrame:
     """The separability table with each pair's S attached (NaN where S is missing)."""
-    keys = _pair_key(superposition["f1"], superposition["f2"])
+    keys = pair_key(superposition["f1"], superposition["f2"])
     if len(set(keys)) != len(keys):
         raise ValueError("the superposition table lists some feature pair more than once")
     score = dict(zip(keys, superposition["S"].astype(float)))
     out = separability.copy()
-    out["S"] = [score.get(k, np.nan) for k in _pair_key(out["f1"], out["f2"])]
+    out["S"] = [score.get(k, np.nan) for k in pair_key(out["f1"], out["f2"])]
     return out
 
 
@@ -211,7 +211,7 @@ def correlation_table(
     dropped; with fewer than 3 left the statistics are NaN. The Mantel test uses the
     subset's features.
     """
-    joined = _with_scores(superposition, separability)
+    joined = attach_scores(superposition, separability)
     named = set(joined["f1"]) | set(joined["f2"])
     unknown = sorted(named - set(feature_kinds))
     if unknown:

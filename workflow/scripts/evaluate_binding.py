@@ -1,4 +1,4 @@
-"""Rule test_binding: the swapped-caption binding test on every multi-object image."""
+"""Rule evaluate_binding: the swapped-caption binding test on every multi-object image."""
 
 import logging
 
@@ -13,7 +13,7 @@ from vlmbinding.models import load_entry
 from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
-log = logging.getLogger("test_binding")
+log = logging.getLogger("evaluate_binding")
 torch.set_num_threads(snakemake.threads)
 m = snakemake.params.model
 loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)

@@ -1,0 +1,45 @@
+rule evaluate_binding:
+    """GPU rule: does the model prefer the true caption over one with swapped colours?"""
+    input:
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+        weights=weights_input,
+    output:
+        trials="results/{model}/binding/trials.parquet",
+        overall="results/{model}/binding/accuracy.tsv",
+        per_count="results/{model}/binding/accuracy_per_count.tsv",
+        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+    log:
+        "logs/evaluate_binding/{model}.log",
+    benchmark:
+        "benchmarks/evaluate_binding/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_params,
+        template=binding_template,
+        vocabulary=vocabulary_params(),
+        device=config["device"],
+    script:
+        "../scripts/evaluate_binding.py"
+
+
+rule correlate_binding:
+    """Per-pair binding accuracy against S, with the same statistics as S against D."""
+    input:
+        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+        superposition="results/{model}/superposition.parquet",
+    output:
+        table="results/{model}/binding/correlation.parquet",
+    log:
+        "logs/correlate_binding/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        statistics=correlation_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/correlate_binding.py"

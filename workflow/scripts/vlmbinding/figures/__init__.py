@@ -1,0 +1,34 @@
+"""Figures of the study: Grad-CAM grids, feature neurons, superposition against separability.
+
+Every function takes tables or arrays and returns a matplotlib Figure; `save_figure` writes
+it as PNG (and PDF) without dates or version strings, so a rerun gives identical bytes
+(STYLE.md). Figures are built on `matplotlib.figure.Figure` directly, not through pyplot, so
+no figure is left registered with pyplot and no GUI backend is needed.
+
+One module per family of figures; `style` holds what they share (sizes, colours, labels,
+saving). What each figure shows is defined in METHOD.md: feature neurons and their entropy
+(section 3), the superposition score S (section 4), the separability D and M (section 5),
+their correlation (section 6) and Grad-CAM on text-image similarity (section 7).
+"""
+
+from .comparison import model_comparison
+from .correlation import binding_scatter, superposition_scatter
+from .gradcam import gradcam_grid
+from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
+from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
+from .toy import zero_shot_bars
+
+__all__ = [
+    "SWAPPED_COLOR",
+    "TRUE_COLOR",
+    "_upsample_nearest",
+    "binding_scatter",
+    "entropy_histogram",
+    "feature_neuron_gallery",
+    "gradcam_grid",
+    "model_comparison",
+    "patch_activation_maps",
+    "save_figure",
+    "superposition_scatter",
+    "zero_shot_bars",
+]
