@@ -89,7 +89,9 @@ from vlmbinding.archs import (
 )  # noqa: E402
 from vlmbinding.models import weights_kind  # noqa: E402
 
-MODELS = {m["name"]: m for m in config["models"]}
+from vlmbinding.entries import model_entries  # noqa: E402
+
+MODELS = {m["name"]: m for m in model_entries(config)}
 ARCH_DIR = REPO / "resources" / "models"
 
 
