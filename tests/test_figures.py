@@ -78,6 +78,8 @@ def tables():
                 "spearman_ci_high": -0.1,
                 "mantel_r": -0.4,
                 "mantel_p": 0.03,
+                "feature_ci_low": -0.7512,
+                "feature_ci_high": 0.0821,
             }
             for metric in ("D", "M")
             for space in ("full", "pca")
@@ -219,7 +221,11 @@ def test_figure_saves_reproducibly_and_closes(name, tables, tmp_path):
 
 def legend_texts(fig) -> str:
     legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
-    return "\n".join(t.get_text() for leg in legends if leg is not None for t in leg.get_texts())
+    legends = [leg for leg in legends if leg is not None]
+    return "\n".join(
+        [leg.get_title().get_text() for leg in legends]
+        + [t.get_text() for leg in legends for t in leg.get_texts()]
+    )
 
 
 @pytest.mark.parametrize("metric", ["D", "M"])
@@ -228,8 +234,12 @@ def test_scatter_legend_quotes_the_correlation_rows(metric, tables):
     fig = fg.superposition_scatter(sup, sep, corr, metric, KINDS, label_extremes=2)
     text = legend_texts(fig)
     r = "-0.41" if metric == "D" else "0.34"
-    assert f"all pairs: r = {r} [-0.61, -0.19], ρ = -0.39, n = 55" in text
-    assert f"pairs without positions: r = {r} [-0.71, 0.05], ρ = -0.39, n = 15" in text
+    assert f"all pairs: r = {r} [-0.75, 0.08], Mantel p = 0.030, n = 55" in text
+    assert f"pairs without positions: r = {r} [-0.75, 0.08], Mantel p = 0.030, n = 15" in text
+    conditional = "conditional (pairs treated as independent)"
+    assert f"{conditional}: [-0.61, -0.19], ρ = -0.39" in text
+    assert f"{conditional}: [-0.71, 0.05], ρ = -0.39" in text
+    assert "features resampled" in text and "features permuted" in text
     # Every pair type appears with its count (2 positions among 8 features: 13 pairs).
     assert "pairs involving a position (13)" in text and "shape–shape pairs (3)" in text
     # Two highest and two lowest S named, each once.
@@ -267,9 +277,15 @@ def test_binding_legend_quotes_the_correlation_row(tables):
         "pearson_ci_high": -0.1,
         "spearman_rho": -0.45,
         "n_pairs": 6,
+        "feature_ci_low": -0.9,
+        "feature_ci_high": 0.2,
+        "mantel_p": 0.125,
     }
     text = legend_texts(fg.binding_scatter(binding_tables(sup), sup, row))
-    assert "r = -0.50 [-0.80, -0.10], ρ = -0.45, n = 6" in text
+    # The dependence-aware numbers lead; the pair-level ones are labelled conditional.
+    assert "r = -0.50 [-0.90, 0.20], Mantel p = 0.125, n = 6" in text
+    assert "conditional (pairs treated as independent): [-0.80, -0.10], ρ = -0.45" in text
+    assert text.index("Mantel") < text.index("conditional")
     assert "colour pairs" in text and "shape pairs" in text and "chance" in text
 
 

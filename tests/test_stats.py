@@ -208,3 +208,24 @@ def test_binding_correlation_permutes_within_kind():
     a = st.pairs_to_matrix(joined, "S", features)
     b = st.pairs_to_matrix(joined, "accuracy", features)
     assert row["mantel_p"] == st.mantel_test(a, b, 199, 0, strata=strata)[1]
+
+
+def test_tables_page_leads_with_the_dependence_aware_columns():
+    from vlmbinding.tables import format_frame, headline_correlations
+
+    sup, sep = pair_tables()
+    table = st.correlation_table(sup, sep, VOCAB.feature_kinds, n_boot=50, n_perm=49)
+    shown = headline_correlations(table)
+    assert list(shown.columns[4:8]) == [
+        "pearson_r",
+        "feature_ci_low",
+        "feature_ci_high",
+        "mantel_p",
+    ]
+    assert "mantel_r" not in shown and "pearson_p" not in shown
+    conditional = [c for c in shown.columns if c.startswith("conditional_")]
+    assert len(conditional) == 6 and shown.columns.get_loc(conditional[0]) > 7
+    assert "conditional_pearson_p" in format_frame(shown)
+    # An older table without the feature interval still shows.
+    old = headline_correlations(table.drop(columns=["feature_ci_low", "feature_ci_high"]))
+    assert "feature_ci_low" not in old and "mantel_p" in old

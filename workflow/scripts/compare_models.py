@@ -32,8 +32,9 @@ with open(snakemake.output.html, "w") as f:
             [
                 (
                     "One row per model",
-                    "r_D, r_M: Pearson r of S with D and M (with _low/_high the 95% bootstrap "
-                    "interval, _rho Spearman, _mantel_p the Mantel p-value) over the pairs "
+                    "r_D, r_M: Pearson r of S with D and M (with _low/_high the 95% interval "
+                    "of a bootstrap that resamples features, _mantel_p the Mantel p-value "
+                    "with features permuted, _rho Spearman) over the pairs "
                     "in `subset`, in the `space` embedding; binding_accuracy: swapped-caption "
                     "test; r_binding: Pearson r of per-pair binding accuracy with S; "
                     "entropies in bits over the analysed neurons; zero_shot_*: toy models.",

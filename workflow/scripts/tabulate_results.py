@@ -3,7 +3,7 @@
 import pandas as pd
 
 from vlmbinding.logs import to_file
-from vlmbinding.tables import html_page
+from vlmbinding.tables import HEADLINE_TEXT, headline_correlations, html_page
 
 to_file(snakemake.log[0])
 i = snakemake.input
@@ -11,16 +11,15 @@ sections = [
     (
         "Superposition S against separability D and M",
         "Across feature pairs (all pairs, or only pairs without a position feature), in the "
-        "full embedding and in a per-pair PCA keeping the configured variance: Pearson r and "
-        "Spearman rho with p-values, 95% bootstrap intervals (pairs resampled) and a Mantel "
-        "permutation test (features permuted; pairs that share a feature are not independent).",
-        pd.read_parquet(i.correlation),
+        "full embedding and in a per-pair PCA keeping the configured variance. " + HEADLINE_TEXT,
+        headline_correlations(pd.read_parquet(i.correlation)),
     ),
     (
         "Binding accuracy against S",
         "Per-pair swapped-caption binding accuracy (colour pairs and shape pairs) against S, "
-        "with the same statistics.",
-        pd.read_parquet(i.binding_correlation),
+        "with the same statistics; features are permuted and resampled within kind (colours "
+        "among colours, shapes among shapes), as accuracy exists only for same-kind pairs.",
+        headline_correlations(pd.read_parquet(i.binding_correlation)),
     ),
     (
         "Swapped-caption binding test",

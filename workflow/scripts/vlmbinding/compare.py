@@ -35,12 +35,12 @@ def model_summary(
         row = _row(correlation, metric, space, subset)
         for key, col in (
             ("", "pearson_r"),
-            ("_low", "pearson_ci_low"),
-            ("_high", "pearson_ci_high"),
+            ("_low", "feature_ci_low"),  # the interval resamples features, not pairs
+            ("_high", "feature_ci_high"),
             ("_rho", "spearman_rho"),
             ("_mantel_p", "mantel_p"),
         ):
-            out[f"r_{metric}{key}"] = float(row[col]) if row is not None else np.nan
+            out[f"r_{metric}{key}"] = float(row.get(col, np.nan)) if row is not None else np.nan
     entropy = neurons["entropy"].to_numpy(float)
     out["neurons"] = int(len(entropy))
     out["median_entropy"] = float(np.nanmedian(entropy)) if len(entropy) else np.nan

@@ -1,9 +1,12 @@
 """Does superposition go with poor separability? Correlations with their uncertainty.
 
 METHOD.md section 6: across feature pairs, correlate the superposition score S with the
-embedding separability D and M; Pearson and Spearman with p-values and bootstrap intervals
-(pairs resampled), and a Mantel test, which respects that the 120 pairs share 16 features
-and so are not independent; with and without the pairs that involve a position.
+embedding separability D and M, with and without the pairs that involve a position. The
+120 pairs share 16 features and so are not independent: the headline numbers treat the
+feature as the unit, a Mantel test (features permuted) and a bootstrap that resamples
+features (`feature_bootstrap_ci`, in `vlmbinding.resampling`), both optionally within
+strata. Pearson and Spearman p-values and the pair-resampling bootstrap are kept, as
+conditional numbers (pairs treated as independent).
 """
 
 from __future__ import annotations
@@ -60,9 +63,11 @@ def bootstrap_ci(
 ) -> dict[str, float]:
     """Percentile bootstrap intervals of Pearson r and Spearman rho (METHOD.md section 6).
 
-    Resamples the (x, y) pairs with replacement (numpy default_rng(seed)); a resample in
-    which x or y is constant has no correlation and is dropped. Keys pearson_ci_low,
-    pearson_ci_high, spearman_ci_low, spearman_ci_high; NaN with fewer than 3 pairs.
+    Conditional: it treats the pairs as independent, which pairs sharing features are
+    not (`feature_bootstrap_ci` gives the headline interval). Resamples the (x, y) pairs
+    with replacement (numpy default_rng(seed)); a resample in which x or y is constant has
+    no correlation and is dropped. Keys pearson_ci_low, pearson_ci_high, spearman_ci_low,
+    spearman_ci_high; NaN with fewer than 3 pairs.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1:

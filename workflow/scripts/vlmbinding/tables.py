@@ -41,3 +41,45 @@ def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -
             parts.append(f"<pre>{html.escape(body)}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+# Dependence-aware numbers first (features resampled / permuted), then the pair-level
+# ones, renamed conditional_* because they treat the pairs as independent.
+HEADLINE_COLUMNS = {
+    "metric": "metric",
+    "space": "space",
+    "subset": "subset",
+    "n_pairs": "n_pairs",
+    "pearson_r": "pearson_r",
+    "feature_ci_low": "feature_ci_low",
+    "feature_ci_high": "feature_ci_high",
+    "mantel_p": "mantel_p",
+    "spearman_rho": "spearman_rho",
+    "pearson_p": "conditional_pearson_p",
+    "pearson_ci_low": "conditional_pearson_ci_low",
+    "pearson_ci_high": "conditional_pearson_ci_high",
+    "spearman_p": "conditional_spearman_p",
+    "spearman_ci_low": "conditional_spearman_ci_low",
+    "spearman_ci_high": "conditional_spearman_ci_high",
+    "n_boot": "n_boot",
+    "n_perm": "n_perm",
+}
+HEADLINE_TEXT = (
+    "Lead with pearson_r, its 95% interval from a bootstrap that resamples features "
+    "(feature_ci_low/high: all pairs among the drawn features) and the Mantel p (features "
+    "permuted): pairs that share a feature are not independent. The conditional_* columns "
+    "are conditional (pairs treated as independent: pair-level p-values and a bootstrap "
+    "that resamples pairs) and are too confident when pairs share features."
+)
+
+
+def headline_correlations(table: pd.DataFrame) -> pd.DataFrame:
+    """A correlation table (stats.CORRELATION_COLUMNS) ordered for reading.
+
+    The dependence-aware columns come first (pearson_r, feature_ci_low/high, mantel_p);
+    the pair-level p-values and intervals follow, renamed conditional_*; mantel_r (equal
+    to pearson_r) and columns outside HEADLINE_COLUMNS are left out, and columns an
+    older table lacks are skipped.
+    """
+    keep = [c for c in HEADLINE_COLUMNS if c in table.columns]
+    return table[keep].rename(columns=HEADLINE_COLUMNS)

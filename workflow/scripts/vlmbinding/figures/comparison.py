@@ -74,7 +74,7 @@ def model_comparison(summary: pd.DataFrame, title: str | None = None) -> Figure:
                 fontsize=8.5,
             )
         ax.set_xlim(-1, 1)
-        ax.set_xlabel(f"Pearson r of S with {metric}\n(95% bootstrap interval)")
+        ax.set_xlabel(f"Pearson r of S with {metric}\n(95% interval, features resampled)")
         ax.set_title(f"S vs {METRIC_NAMES[metric]}")
         ax.grid(axis="x", alpha=0.25, lw=0.6)
     axes[0].set_yticks(y, labels)

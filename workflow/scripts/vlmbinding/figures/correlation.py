@@ -69,9 +69,11 @@ def superposition_scatter(
 
     Pairs are joined on (f1, f2) in either order; `separability` rows of `space` are used.
     Pairs involving a position are drawn hollow grey. Two least-squares lines: all pairs,
-    and pairs without positions; their legend entries quote Pearson r with its bootstrap
-    interval and Spearman rho from `correlation` (rows metric, space, subset 'all' and
-    'no_position'). The `label_extremes` pairs with the highest and the lowest S are named.
+    and pairs without positions; their legend entries lead with Pearson r, its
+    feature-bootstrap interval and the Mantel p, then the pair-bootstrap interval and
+    Spearman rho labelled conditional, from `correlation` (rows metric, space, subset
+    'all' and 'no_position'). The `label_extremes` pairs with the highest and the
+    lowest S are named.
     """
     if metric not in METRIC_LABELS:
         raise ValueError(f"metric={metric!r}; use one of {list(METRIC_LABELS)}")
@@ -156,7 +158,8 @@ def superposition_scatter(
     fig.legend(
         handles=[line_all, line_np],
         loc="outside lower center",
-        title="least-squares lines: Pearson r [95% bootstrap interval], Spearman ρ, pairs",
+        title="least-squares lines: Pearson r [95% interval, features resampled], "
+        "Mantel p (features permuted), pairs",
         frameon=False,
     )
     if label_extremes > 0 and len(data):
@@ -202,8 +205,9 @@ def binding_scatter(
     `per_pair` has f1, f2, n, accuracy (a colour pair when the trial swapped colours, a
     shape pair otherwise); pairs are joined with `superposition` on (f1, f2) in either
     order. Error bars are 95% Wilson intervals of each pair's accuracy. `correlation_row`
-    (pearson_r, pearson_ci_low, pearson_ci_high, spearman_rho, n_pairs) is quoted in the
-    legend; without it r and rho are computed from the points. `kinds` maps features to
+    (a row of the binding correlation table) is quoted in the legend by
+    `correlation_label`, r with its feature-bootstrap interval and Mantel p first; without
+    it r and rho are computed from the points. `kinds` maps features to
     'color' | 'shape'; by default the known colour and shape names decide.
     """
     kinds = dict(kinds or {})
@@ -253,5 +257,10 @@ def binding_scatter(
         "(true caption scored above the caption with two objects' attributes swapped)"
     )
     ax.grid(alpha=0.25, lw=0.6)
-    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    fig.legend(
+        loc="outside lower center",
+        title="line: Pearson r [95% interval, features resampled within kind], "
+        "Mantel p (features permuted within kind), pairs",
+        frameon=False,
+    )
     return fig

@@ -131,11 +131,14 @@ def _spearman(x, y) -> float:
 
 
 def correlation_label(name: str, row, x=None, y=None) -> str:
-    """'name: r = -0.42 [-0.58, -0.23], ρ = -0.40, n = 120' from a correlation row.
+    """A legend entry that leads with the dependence-aware numbers of a correlation row.
 
-    `row` has pearson_r, pearson_ci_low, pearson_ci_high, spearman_rho and n_pairs (a
-    dict or Series). Without a row, r, ρ and n are computed from x and y and no interval
-    is shown.
+    'name: r = -0.42 [-0.70, -0.05], Mantel p = 0.031, n = 120' (the interval resamples
+    features, the Mantel test permutes them), then on a second line the pair-level numbers
+    labelled 'conditional (pairs treated as independent): [-0.58, -0.23], ρ = -0.40'.
+    `row` (a dict or Series) has pearson_r, feature_ci_low/high, mantel_p,
+    pearson_ci_low/high, spearman_rho and n_pairs; a missing value shows as n/a. Without a
+    row, r, ρ and n are computed from x and y and no interval is shown.
     """
     if row is None:
         if x is None:
@@ -144,12 +147,14 @@ def correlation_label(name: str, row, x=None, y=None) -> str:
             f"{name}: r = {_num(_pearson(x, y))}, ρ = {_num(_spearman(x, y))}, n = {len(x)}"
             " (no bootstrap interval given)"
         )
-    ci = f"[{_num(_get(row, 'pearson_ci_low'))}, {_num(_get(row, 'pearson_ci_high'))}]"
+    feature = f"[{_num(_get(row, 'feature_ci_low'))}, {_num(_get(row, 'feature_ci_high'))}]"
+    pair = f"[{_num(_get(row, 'pearson_ci_low'))}, {_num(_get(row, 'pearson_ci_high'))}]"
     n = _get(row, "n_pairs", len(x) if x is not None else np.nan)
-    n_text = _num(n, ".0f")
     return (
-        f"{name}: r = {_num(_get(row, 'pearson_r'))} {ci}, "
-        f"ρ = {_num(_get(row, 'spearman_rho'))}, n = {n_text}"
+        f"{name}: r = {_num(_get(row, 'pearson_r'))} {feature}, "
+        f"Mantel p = {_num(_get(row, 'mantel_p'), '.3f')}, n = {_num(n, '.0f')}\n"
+        f"    conditional (pairs treated as independent): {pair}, "
+        f"ρ = {_num(_get(row, 'spearman_rho'))}"
     )
 
 
