@@ -1,8 +1,11 @@
 rule evaluate_binding:
-    """GPU rule: does the model prefer the true caption over one with swapped colours?"""
+    """GPU rule: does the model prefer the true caption over one with swapped colours?
+
+    Image embeddings from the activation store; only the captions are encoded."""
     input:
         images="results/dataset/images.parquet",
         objects="results/dataset/objects.parquet",
+        store="results/{model}/activations.zarr",
         weights=weights_input,
     output:
         trials="results/{model}/binding/trials.parquet",

@@ -87,7 +87,7 @@ from vlmbinding.archs import (
     hub_model_config,
     vision_geometry,
 )  # noqa: E402
-from vlmbinding.models import weights_kind  # noqa: E402
+from vlmbinding.weights import weights_kind  # noqa: E402
 
 from vlmbinding.entries import model_entries  # noqa: E402
 
@@ -118,7 +118,8 @@ def weights_input(wildcards):
 def model_config(m):
     """The resolved architecture config of a models entry (hf-hub: the hub's config)."""
     try:
-        if weights_kind(m["weights"]) == "hf-hub":
+        # a random twin has the architecture of the weights it is the twin of
+        if weights_kind(m.get("twin_of", m["weights"])) == "hf-hub":
             return hub_model_config(m["weights"])
         return architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg"))
     except (ValueError, OSError) as e:

@@ -1,4 +1,8 @@
-"""Rule evaluate_binding: the swapped-caption binding test on every multi-object image."""
+"""Rule evaluate_binding: the swapped-caption binding test on every multi-object image.
+
+The image embeddings come from the activation store (computed once, by the extraction,
+with its preprocessing); only the captions go through the model here.
+"""
 
 import logging
 
@@ -6,8 +10,8 @@ import pandas as pd
 import torch
 
 from vlmbinding import binding as bd
-from vlmbinding.activations import load_images
 from vlmbinding.gradcam import text_embeddings
+from vlmbinding.io import open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
 from vlmbinding.vocab import Vocabulary
@@ -17,31 +21,19 @@ log = logging.getLogger("evaluate_binding")
 torch.set_num_threads(snakemake.threads)
 m = snakemake.params.model
 loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)
-device = next(loaded.model.parameters()).device
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)
-images = pd.read_parquet(snakemake.input.images)
+image_ids = pd.read_parquet(snakemake.input.images)["image_id"].astype(str).tolist()
 objects = pd.read_parquet(snakemake.input.objects)
+embeddings = open_checked_store(snakemake.input.store, image_ids)["embeddings"][:]
 
 trials = bd.swapped_caption_trials(objects, snakemake.params.template)
-ids = list(dict.fromkeys(trials["image_id"]))
-paths = images.set_index("image_id").loc[ids, "path"]
-embeddings = []
-with torch.no_grad():
-    for start in range(0, len(ids), 64):
-        batch = load_images(paths[start : start + 64].tolist(), loaded.preprocess).to(device)
-        embeddings.append(loaded.model.encode_image(batch).float().cpu())
-captions = bd.trial_captions(trials)
-caption_emb = torch.cat(
-    [
-        text_embeddings(loaded.model, loaded.tokenizer, captions[s : s + 256]).cpu()
-        for s in range(0, len(captions), 256)
-    ]
+scored, accuracy = bd.swapped_caption_test(
+    trials,
+    image_ids,
+    embeddings,
+    lambda texts: text_embeddings(loaded.model, loaded.tokenizer, texts).cpu().numpy(),
+    vocab.features,
 )
-sim_true, sim_swapped = bd.trial_similarities(
-    trials, ids, torch.cat(embeddings).numpy(), captions, caption_emb.numpy()
-)
-scored = bd.score_trials(trials, sim_true, sim_swapped)
-accuracy = bd.binding_accuracy(scored, vocab.features)
 log.info(
     f"binding accuracy {accuracy['overall']['accuracy'].iloc[0]:.3f} over {len(scored)} trials"
 )

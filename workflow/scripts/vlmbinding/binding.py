@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -244,3 +244,32 @@ def binding_accuracy(scored: pd.DataFrame, features: Sequence[str]) -> dict[str,
         .reset_index(drop=True)
     )
     return {"overall": overall, "per_count": per_count, "per_pair": per_pair}
+
+
+def swapped_caption_test(
+    trials: pd.DataFrame,
+    image_ids: Sequence[str],
+    image_emb: np.ndarray,
+    encode_texts: Callable[[list[str]], np.ndarray],
+    features: Sequence[str],
+    batch_size: int = 256,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Score the trials with given image embeddings; only the captions are encoded here.
+
+    `image_emb` [n, D] (rows in `image_ids` order) can be the activation store's
+    `embeddings`, which the extraction already computed with the store's preprocessing,
+    so the images are not encoded a second time (issue 14: at paper scale this halved the
+    model work of a run). `encode_texts` maps a list of captions to [len, D] embeddings.
+    Returns the scored trials and `binding_accuracy`'s tables.
+    """
+    captions = trial_captions(trials)
+    caption_emb = np.concatenate(
+        [
+            np.asarray(encode_texts(captions[s : s + batch_size]), dtype=np.float64)
+            for s in range(0, len(captions), batch_size)
+        ]
+        or [np.empty((0, np.shape(image_emb)[1]))]
+    )
+    sim_true, sim_swapped = trial_similarities(trials, image_ids, image_emb, captions, caption_emb)
+    scored = score_trials(trials, sim_true, sim_swapped)
+    return scored, binding_accuracy(scored, features)

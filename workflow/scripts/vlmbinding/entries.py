@@ -33,9 +33,68 @@ def expand_replicates(entries: list[dict], config: dict) -> list[dict]:
     return entries
 
 
+TWIN_SUFFIX = "/controls/random"
+
+
+def twin_name(base: str) -> str:
+    """The name of a config entry's random-weights twin: `<base>/controls/random`."""
+    return f"{base}{TWIN_SUFFIX}"
+
+
+def wants_twin(entry: dict, config: dict) -> bool:
+    """The entry's `random_twin` if set, else `controls.random_weights` (default true)."""
+    own = entry.get("random_twin")
+    if own is not None:
+        return bool(own)
+    return bool(config.get("controls", {}).get("random_weights", True))
+
+
 def add_random_twins(entries: list[dict], config: dict) -> list[dict]:
-    """A random-weights twin after each entry that gets one (issue: sanity controls)."""
-    return entries
+    """A random-weights twin after the trained entries of each config entry that gets one.
+
+    The twin (issue 14) is the model's architecture and preprocessing with the weights
+    open_clip (or, for a toy model, the toy model's own init code) gives it before any
+    training, drawn with `controls.seed`: `weights: random`, `twin_of` the parent's
+    weights (which fix the preprocessing and the activation function), `role: random`.
+    One twin per config entry, built from that entry (not from a replicate): replicates
+    differ in what training or the dataset seed does, and an untrained model has no
+    training. It is placed after the last trained entry of its base.
+    """
+    seed = int(config.get("controls", {}).get("seed", 0))
+    config_entries = {m["name"]: m for m in config["models"]}
+    last: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry.get("role", "trained") == "trained" and entry.get("base") in config_entries:
+            last[entry["base"]] = i
+    out = []
+    for i, entry in enumerate(entries):
+        out.append(entry)
+        base = entry.get("base")
+        if last.get(base) == i and wants_twin(config_entries[base], config):
+            parent = config_entries[base]
+            twin = {
+                k: copy.deepcopy(v)
+                for k, v in parent.items()
+                if k not in ("name", "weights", "random_twin") and not k.startswith("replicate")
+            }
+            twin.update(
+                name=twin_name(base),
+                base=base,
+                role="random",
+                weights="random",
+                twin_of=parent["weights"],
+                seed=seed,
+            )
+            out.append(twin)
+    return out
+
+
+def random_twin_of(entries: list[dict], name: str) -> str | None:
+    """The name of the twin that controls trained entry `name`, or None if it has none."""
+    by_name = {e["name"]: e for e in entries}
+    base = by_name[name].get("base", name)
+    twin = twin_name(base)
+    return twin if twin in by_name and by_name[name].get("role") == "trained" else None
 
 
 def model_entries(config: dict) -> list[dict]:

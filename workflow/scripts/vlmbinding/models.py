@@ -10,20 +10,24 @@ Two traps are handled here rather than left to the user:
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .archs import architecture_config, hub_model_config, vision_geometry
+from .weights import HF_HUB_PREFIX, RANDOM, weights_kind  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-HF_HUB_PREFIX = "hf-hub:"
 HUB_HOST = ("huggingface.co", 443)
+# resources/models of this repository: the toy architectures (as ARCH_DIR in common.smk)
+DEFAULT_ARCH_DIR = Path(__file__).resolve().parents[3] / "resources" / "models"
 
 
 class WeightsUnavailable(RuntimeError):
@@ -57,17 +61,6 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
     return torch.device(device)
-
-
-def weights_kind(weights: str) -> str:
-    """'toy' | 'hf-hub' | 'file' | 'tag' for a models[].weights value."""
-    if weights == "toy":
-        return "toy"
-    if weights.startswith(HF_HUB_PREFIX):
-        return "hf-hub"
-    if os.sep in weights or Path(weights).suffix in (".pt", ".pth", ".bin", ".safetensors"):
-        return "file"
-    return "tag"
 
 
 def _hub_reachable(timeout: float = 5.0) -> bool:
@@ -179,6 +172,8 @@ def load_model(
     kind = weights_kind(weights)
     if kind == "toy":
         raise ValueError("toy weights come from the train_toy_model rule's checkpoint file")
+    if kind == "random":
+        raise ValueError("random weights are built by random_model from a twin entry")
     if kind == "file":
         path = Path(weights)
         if not path.exists():
@@ -223,9 +218,71 @@ def load_model(
 
 
 def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> LoadedModel:
-    """Load a config `models:` entry; toy models from the `checkpoint` their training wrote."""
+    """Load a config `models:` entry; toy models from the `checkpoint` their training wrote,
+    random-weights twins (`weights: random`) built afresh by `random_model`."""
+    if entry["weights"] == RANDOM:
+        return random_model(entry, device)
     weights = checkpoint if entry["weights"] == "toy" else entry["weights"]
     return load_model(entry["arch"], weights, device)
+
+
+def random_model(
+    entry: dict, device: str | torch.device = "cpu", arch_dir: str | Path | None = None
+) -> LoadedModel:
+    """The random-weights twin of a models entry: its architecture, initialised, untrained.
+
+    `entry` is a twin entry (`vlmbinding.entries.add_random_twins`): `arch`, optional
+    `model_cfg`, `twin_of` (the trained model's weights value) and `seed`. The model is
+    built by the same code that builds it before loading weights (open_clip's `CLIP`
+    constructor and its `init_parameters`; for a toy model the code `train_toy_model`
+    starts from), after `torch.manual_seed(seed)`, so the same seed gives the same twin.
+    What the trained weights fix beyond the architecture follows them: the activation
+    (QuickGELU for OpenAI weights) and the preprocessing (the tag's or hub's mean, std,
+    interpolation and resize mode). Nothing is downloaded; an hf-hub model needs its small
+    config in the local cache. Checkpoint files are not opened: their architecture is
+    `arch` (with `model_cfg`), as for the trained model's config.
+    """
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    parent = entry.get("twin_of", "toy")
+    kind = weights_kind(parent)
+    arch_dir = arch_dir if arch_dir is not None else DEFAULT_ARCH_DIR
+    preprocess_cfg = None
+    if kind == "hf-hub":
+        cfg = hub_model_config(parent)
+        preprocess_cfg = hub_preprocess_config(parent)
+    else:
+        cfg = architecture_config(entry["arch"], arch_dir, entry.get("model_cfg") or None)
+        if kind == "tag":
+            tcfg = tag_config(entry["arch"], parent)
+            cfg["quick_gelu"] = bool(cfg.get("quick_gelu")) or bool(tcfg.get("quick_gelu"))
+            preprocess_cfg = tcfg
+    cfg = copy.deepcopy(cfg)
+    if cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {}):
+        raise WeightsUnavailable(
+            f"models entry {entry.get('name')!r}: a random twin of an architecture with a "
+            "Hugging Face text tower would need that tower's config from the hub; set "
+            "`random_twin: false` in the entry (or controls.random_weights: false)"
+        )
+    torch.manual_seed(int(entry.get("seed", 0)))
+    loaded = from_config(cfg, entry["arch"], RANDOM)
+    if preprocess_cfg is not None:
+        pp = merge_preprocess_dict(asdict(PreprocessCfg()), preprocess_cfg)
+        pp["size"] = loaded.model.visual.image_size
+        loaded.preprocess = image_transform_v2(PreprocessCfg(**pp), is_train=False)
+    target = pick_device(device) if isinstance(device, str) else device
+    loaded.model = loaded.model.to(target).eval()
+    return loaded
+
+
+def hub_preprocess_config(weights: str) -> dict:
+    """The preprocessing config of an `hf-hub:` model (from its cached open_clip config)."""
+    from huggingface_hub import hf_hub_download
+
+    hub_id = weights.removeprefix(HF_HUB_PREFIX)
+    path = hf_hub_download(hub_id, "open_clip_config.json", etag_timeout=5)
+    with open(path) as f:
+        return json.load(f).get("preprocess_cfg", {})
 
 
 def uses_quick_gelu(model: torch.nn.Module) -> bool:

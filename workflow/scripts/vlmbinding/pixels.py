@@ -1,0 +1,48 @@
+"""The pixel-space baseline of separability (issue 14): D and M on the model's inputs.
+
+How much of an embedding's separability is already in the pixels? The baseline takes
+exactly the tensors the activation rule feeds the model (the same image loading and the
+same preprocessing, `activations.load_images` with `activations.choose_preprocess`),
+flattens each to one vector, and measures D and M of every pair on them with the very
+function that measures the embeddings (`separability.separability_table`, full space
+and per-pair PCA).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .activations import choose_preprocess, load_images
+from .separability import separability_table
+
+log = logging.getLogger(__name__)
+
+
+def pixel_tensors(paths: Sequence[str], transform, batch_size: int = 64) -> np.ndarray:
+    """[image, channel*height*width] float32: each image as the model receives it, flattened."""
+    chunks = [
+        load_images(list(paths[s : s + batch_size]), transform).flatten(1).numpy()
+        for s in range(0, len(paths), batch_size)
+    ]
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def model_inputs(loaded, paths: Sequence[str], mode: str = "model", batch_size: int = 64):
+    """The flattened input tensors of a loaded model under `activations.preprocess` = mode."""
+    return pixel_tensors(paths, choose_preprocess(loaded, mode), batch_size)
+
+
+def pixel_separability(
+    pixels: np.ndarray,
+    presence: np.ndarray,
+    features: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    pca_variance: float = 0.9,
+) -> pd.DataFrame:
+    """D and M of every pair on flattened input tensors: `separability_table` on pixels."""
+    log.info(f"pixel separability of {len(pairs)} pairs on {pixels.shape[1]} input values")
+    return separability_table(pixels, presence, features, pairs, pca_variance)
