@@ -147,6 +147,12 @@ def toy_params():
     return {**sorted_dict(toy), "vocabulary": vocab}
 
 
+def toy_entry_params(wildcards):
+    """toy_params with this entry's training seed (models[].replicates.seeds)."""
+    seed = MODELS[wildcards.model].get("toy_seed")
+    return toy_params() if seed is None else {**toy_params(), "seed": seed}
+
+
 def activation_params():
     return sorted_dict(config["activations"])
 
