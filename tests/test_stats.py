@@ -161,3 +161,50 @@ def test_correlation_table_with_too_few_pairs_is_nan_not_a_crash():
     table = st.correlation_table(sup, sep, VOCAB.feature_kinds, n_boot=50, n_perm=49)
     assert table["n_pairs"].max() == 2
     assert table["pearson_r"].isna().all() and table["mantel_p"].isna().all()
+
+
+def test_correlation_table_headlines_the_feature_interval_and_mantel():
+    sup, sep = pair_tables()
+    table = st.correlation_table(sup, sep, VOCAB.feature_kinds, n_boot=300, n_perm=299, seed=2)
+    for _, row in table.iterrows():
+        assert row["feature_ci_low"] <= row["mantel_r"] <= row["feature_ci_high"]
+        assert row["mantel_r"] == pytest.approx(row["pearson_r"])
+    # Shared features make the feature interval wider than the pair interval.
+    width = table["feature_ci_high"] - table["feature_ci_low"]
+    assert (width > table["pearson_ci_high"] - table["pearson_ci_low"]).mean() > 0.5
+    row = table.query("metric == 'D' and space == 'full' and subset == 'all'").iloc[0]
+    features = list(VOCAB.feature_kinds)
+    joined = st.attach_scores(sup, sep[sep["space"] == "full"])
+    expected = st.dependence_aware(
+        st.pairs_to_matrix(joined, "S", features),
+        st.pairs_to_matrix(joined, "D", features),
+        n_boot=300,
+        n_perm=299,
+        seed=2,
+    )
+    assert row["feature_ci_low"] == pytest.approx(expected["feature_ci_low"])
+    assert row["feature_ci_high"] == pytest.approx(expected["feature_ci_high"])
+    assert row["mantel_p"] == pytest.approx(expected["mantel_p"])
+
+
+def test_binding_correlation_permutes_within_kind():
+    # Accuracy exists only for colour-colour and shape-shape pairs; within_kind permutes
+    # and resamples colours among colours and shapes among shapes.
+    sup, _ = pair_tables()
+    kinds = VOCAB.feature_kinds
+    same = sup["f1"].map(kinds).eq(sup["f2"].map(kinds)) & sup["f1"].map(kinds).ne("position")
+    per_pair = sup[same][["f1", "f2"]].assign(space="binding")
+    per_pair["accuracy"] = sup.loc[same, "S"].to_numpy() + np.random.default_rng(0).normal(
+        0, 0.05, same.sum()
+    )
+    table = st.correlation_table(
+        sup, per_pair, kinds, n_boot=200, n_perm=199, seed=0, metrics=["accuracy"], within_kind=True
+    )
+    row = table.query("subset == 'all'").iloc[0]
+    assert row["n_pairs"] == 25 and row["mantel_p"] < 0.05 and row["feature_ci_low"] > 0.5
+    joined = st.attach_scores(sup, per_pair)
+    features = [f for f in kinds if f in set(joined["f1"]) | set(joined["f2"])]
+    strata = [kinds[f] for f in features]
+    a = st.pairs_to_matrix(joined, "S", features)
+    b = st.pairs_to_matrix(joined, "accuracy", features)
+    assert row["mantel_p"] == st.mantel_test(a, b, 199, 0, strata=strata)[1]

@@ -1,4 +1,8 @@
-"""Rule correlate_binding: per-pair binding accuracy against the superposition score S."""
+"""Rule correlate_binding: per-pair binding accuracy against the superposition score S.
+
+Features are permuted and resampled within kind (colour pairs among colours, shape pairs
+among shapes), since accuracy exists only for same-kind pairs.
+"""
 
 import pandas as pd
 
@@ -18,5 +22,6 @@ table = correlation_table(
     n_perm=p["permutations"],
     seed=p["seed"],
     metrics=["accuracy"],
+    within_kind=True,  # accuracy exists for same-kind pairs only: permute colours among colours
 )
 table.to_parquet(snakemake.output.table, index=False)

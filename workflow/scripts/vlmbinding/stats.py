@@ -15,9 +15,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vlmbinding.resampling import (
+    METHODS,
+    _rowwise_pearson,
+    _rowwise_spearman,
+    feature_bootstrap_ci,
+    feature_permutations,
+    rowwise_correlation,
+)
+
+__all__ = ["feature_bootstrap_ci", "mantel_test", "dependence_aware", "correlation_table"]
+
 log = logging.getLogger(__name__)
 
-METHODS = ("pearson", "spearman")
 METRICS = ("D", "M")
 SUBSETS = ("all", "no_position")
 CORRELATION_COLUMNS = [
@@ -35,42 +45,14 @@ CORRELATION_COLUMNS = [
     "spearman_ci_high",
     "mantel_r",
     "mantel_p",
+    "feature_ci_low",
+    "feature_ci_high",
     "n_boot",
     "n_perm",
 ]
 # Permuted statistics equal to the observed one up to summation order count as "as
 # extreme" (the same guard as scipy.stats.permutation_test).
 _REL_TOL = 1e-12
-
-
-def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row of x with the same row of y [rows, n]; NaN marks a missing value.
-
-    Only the entries finite in both count. A row with fewer than 3 of them, or with a
-    constant x or y over them, gets NaN.
-    """
-    x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
-    ok = np.isfinite(x) & np.isfinite(y)
-    n = ok.sum(axis=1)
-    # Constant rows are found exactly (max == min): a float mean of equal values need not
-    # equal them, so centred values would be tiny noise rather than zero.
-    const_x = np.where(ok, x, np.inf).min(axis=1) == np.where(ok, x, -np.inf).max(axis=1)
-    const_y = np.where(ok, y, np.inf).min(axis=1) == np.where(ok, y, -np.inf).max(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xc = np.where(ok, x - np.where(ok, x, 0).sum(axis=1, keepdims=True) / n[:, None], 0)
-        yc = np.where(ok, y - np.where(ok, y, 0).sum(axis=1, keepdims=True) / n[:, None], 0)
-        r = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
-    r[(n < 3) | const_x | const_y] = np.nan
-    return np.clip(r, -1.0, 1.0)
-
-
-def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman rho per row: Pearson r of the ranks among the entries finite in both."""
-    x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
-    ok = np.isfinite(x) & np.isfinite(y)
-    rx = stats.rankdata(np.where(ok, x, np.nan), axis=1, nan_policy="omit")
-    ry = stats.rankdata(np.where(ok, y, np.nan), axis=1, nan_policy="omit")
-    return _rowwise_pearson(rx, ry)
 
 
 def bootstrap_ci(
@@ -101,15 +83,24 @@ def bootstrap_ci(
 
 
 def mantel_test(
-    a: np.ndarray, b: np.ndarray, n_perm: int, seed: int, method: str = "pearson"
+    a: np.ndarray,
+    b: np.ndarray,
+    n_perm: int,
+    seed: int,
+    method: str = "pearson",
+    strata: Sequence | None = None,
 ) -> tuple[float, float]:
     """Mantel test of two symmetric [F, F] matrices: (r, two-sided p) (METHOD.md section 6).
 
     The statistic is the correlation (`method` pearson or spearman) of the upper-triangle
-    entries finite in both (NaN = missing pair; the diagonal is ignored). The null
-    permutes the rows and columns of b together by a random feature permutation;
-    p = (1 + #{|r_perm| >= |r_obs|}) / (n_perm + 1). Permutations whose statistic is
-    undefined (too few finite pairs left) are left out of both counts.
+    entries finite in both (NaN = missing pair; the diagonal is ignored). The permuted
+    unit is the *feature*: the null relabels the rows and columns of b together by a
+    random feature permutation, which keeps every dependence among pairs that share a
+    feature. With `strata` (a group label per feature) features are permuted only within
+    their group, so a matrix defined only on same-kind pairs (binding accuracy) keeps its
+    set of pairs under the null. p = (1 + #{|r_perm| >= |r_obs|}) / (n_perm + 1).
+    Permutations whose statistic is undefined (too few finite pairs left) are left out
+    of both counts.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not one of {METHODS}")
@@ -118,18 +109,48 @@ def mantel_test(
         raise ValueError(f"a and b must be square and of one shape, got {a.shape}, {b.shape}")
     f = a.shape[0]
     iu, ju = np.triu_indices(f, k=1)
-    rng = np.random.default_rng(seed)
-    perms = rng.permuted(np.tile(np.arange(f), (n_perm, 1)), axis=1)  # [n_perm, F]
+    perms = feature_permutations(f, n_perm, np.random.default_rng(seed), strata)
     # Row 0 is the observed arrangement, so both go through the same arithmetic.
     vb = np.vstack([b[iu, ju], b[perms[:, iu], perms[:, ju]]])  # [1 + n_perm, pairs]
-    corr = _rowwise_pearson if method == "pearson" else _rowwise_spearman
-    r = corr(a[iu, ju][None, :], vb)
+    r = rowwise_correlation(a[iu, ju][None, :], vb, method)
     r_obs, r_perm = r[0], r[1:]
     if not np.isfinite(r_obs):
         return float("nan"), float("nan")
     r_perm = r_perm[np.isfinite(r_perm)]
     extreme = np.count_nonzero(np.abs(r_perm) >= abs(r_obs) * (1 - _REL_TOL))
     return float(r_obs), float((1 + extreme) / (1 + len(r_perm)))
+
+
+def dependence_aware(
+    a: np.ndarray,
+    b: np.ndarray,
+    n_boot: int,
+    n_perm: int,
+    seed: int,
+    strata: Sequence | None = None,
+    method: str = "pearson",
+) -> dict[str, float]:
+    """The headline statistics of two pair matrices, with features as the unit.
+
+    Keys: r (the correlation of the pairs finite in both), feature_ci_low and
+    feature_ci_high (95% `feature_bootstrap_ci`: features resampled, all pairs among
+    them), mantel_p (`mantel_test`: features permuted, within `strata` when given) and
+    n_pairs. Both use `seed`. NaN statistics with fewer than 3 usable pairs.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    r, p = mantel_test(a, b, n_perm, seed, method=method, strata=strata)
+    iu = np.triu_indices(a.shape[0], k=1)
+    n_pairs = int(np.count_nonzero(np.isfinite(a[iu]) & np.isfinite(b[iu])))
+    low, high = (np.nan, np.nan)
+    if np.isfinite(r):
+        low, high = feature_bootstrap_ci(a, b, n_boot, seed, method=method, strata=strata)
+    return {
+        "r": r,
+        "feature_ci_low": float(low),
+        "feature_ci_high": float(high),
+        "mantel_p": p,
+        "n_pairs": n_pairs,
+    }
 
 
 def pairs_to_matrix(df: pd.DataFrame, value: str, features: Sequence[str]) -> np.ndarray:
@@ -166,29 +187,38 @@ def attach_scores(superposition: pd.DataFrame, separability: pd.DataFrame) -> pd
 
 
 def _correlate(
-    pairs: pd.DataFrame, metric: str, features: list[str], n_boot: int, n_perm: int, seed: int
+    pairs: pd.DataFrame,
+    metric: str,
+    features: list[str],
+    n_boot: int,
+    n_perm: int,
+    seed: int,
+    strata: list[str] | None = None,
 ) -> dict[str, float]:
-    """Every statistic of S against `metric` over the (finite) rows of `pairs`."""
+    """Every statistic of S against `metric` over the (finite) rows of `pairs`.
+
+    The pair-level ones (pearson_*, spearman_*) are conditional: they treat the pairs as
+    independent. The Mantel p and the feature interval permute/resample features, within
+    `strata` (a label per feature) when given.
+    """
     x, y = pairs["S"].to_numpy(float), pairs[metric].to_numpy(float)
-    names = CORRELATION_COLUMNS[4:14]
+    names = CORRELATION_COLUMNS[4:16]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         log.warning("S vs %s: %d pairs or a constant column; no correlation", metric, len(x))
         return dict.fromkeys(names, np.nan)
     pr, sr = stats.pearsonr(x, y), stats.spearmanr(x, y)
-    mantel_r, mantel_p = mantel_test(
-        pairs_to_matrix(pairs, "S", features),
-        pairs_to_matrix(pairs, metric, features),
-        n_perm,
-        seed,
-    )
+    a, b = pairs_to_matrix(pairs, "S", features), pairs_to_matrix(pairs, metric, features)
+    headline = dependence_aware(a, b, n_boot, n_perm, seed, strata=strata)
     return {
         "pearson_r": float(pr.statistic),
         "pearson_p": float(pr.pvalue),
         "spearman_rho": float(sr.statistic),
         "spearman_p": float(sr.pvalue),
         **bootstrap_ci(x, y, n_boot, seed),
-        "mantel_r": mantel_r,
-        "mantel_p": mantel_p,
+        "mantel_r": headline["r"],
+        "mantel_p": headline["mantel_p"],
+        "feature_ci_low": headline["feature_ci_low"],
+        "feature_ci_high": headline["feature_ci_high"],
     }
 
 
@@ -200,6 +230,7 @@ def correlation_table(
     n_perm: int = 9999,
     seed: int = 0,
     metrics: Sequence[str] = METRICS,
+    within_kind: bool = False,
 ) -> pd.DataFrame:
     """Correlations of S with D and M across feature pairs (METHOD.md section 6).
 
@@ -208,8 +239,14 @@ def correlation_table(
     One row per metric (D, M) x space x subset ('all'; 'no_position': pairs of two
     non-position features). `metrics` names other columns to correlate with S instead
     (the binding test's per-pair accuracy, say). Pairs with a non-finite S or metric are
-    dropped; with fewer than 3 left the statistics are NaN. The Mantel test uses the
-    subset's features.
+    dropped; with fewer than 3 left the statistics are NaN.
+
+    Headline (dependence-aware, features as the unit): mantel_r (= pearson_r), mantel_p
+    (features permuted) and feature_ci_low/high (Pearson r, features resampled), over the
+    subset's features. With `within_kind` both permute/resample features only among
+    their own kind, for metrics defined only on same-kind pairs (binding accuracy: colour
+    pairs and shape pairs). pearson_p/spearman_p and the pair-bootstrap pearson_ci_*/
+    spearman_ci_* are conditional: they treat the pairs as independent.
     """
     joined = attach_scores(superposition, separability)
     named = set(joined["f1"]) | set(joined["f2"])
@@ -228,7 +265,8 @@ def correlation_table(
                 pairs = joined[keep]
                 used = set(pairs["f1"]) | set(pairs["f2"])
                 features = [f for f in feature_kinds if f in used]
-                result = _correlate(pairs, metric, features, n_boot, n_perm, seed)
+                strata = [feature_kinds[f] for f in features] if within_kind else None
+                result = _correlate(pairs, metric, features, n_boot, n_perm, seed, strata)
                 rows.append(
                     {"metric": metric, "space": space, "subset": subset, "n_pairs": len(pairs)}
                     | result
