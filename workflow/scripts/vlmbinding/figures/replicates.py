@@ -15,18 +15,25 @@ def _interval(row: pd.Series, metric: str) -> tuple[float, float, bool]:
     low, high = row.get(f"r_{metric}_feature_low"), row.get(f"r_{metric}_feature_high")
     if low is not None and np.isfinite(low) and np.isfinite(high):
         return float(low), float(high), True
-    return float(row.get(f"r_{metric}_low", np.nan)), float(row.get(f"r_{metric}_high", np.nan)), False
+    return (
+        float(row.get(f"r_{metric}_low", np.nan)),
+        float(row.get(f"r_{metric}_high", np.nan)),
+        False,
+    )
 
 
 @_styled
-def replicate_forest(summary: pd.DataFrame, pooled: pd.DataFrame, title: str | None = None) -> Figure:
+def replicate_forest(
+    summary: pd.DataFrame, pooled: pd.DataFrame, title: str | None = None
+) -> Figure:
     """Forest plot per base model: every trained replicate's r with its interval, then the pool.
 
     `summary` has one row per model (model, base, role, r_D, r_M and their intervals as
     `compare.model_summary` gives them); `pooled` is `compare.pool_replicates(summary)`.
     Circles: replicates (feature-bootstrap 95% interval, or the pair bootstrap where that
     is all there is, drawn dashed); diamonds: the DerSimonian-Laird pooled r and its 95%
-    interval, labelled with the number of replicates and I².
+    interval, labelled with the number of replicates and I² (only for bases with more than
+    one trained model).
     """
     trained = summary[summary["role"] == "trained"]
     if trained.empty:
@@ -38,8 +45,9 @@ def replicate_forest(summary: pd.DataFrame, pooled: pd.DataFrame, title: str | N
             labels.append(str(row["model"]))
             kinds.append(("replicate", row))
         k = int(pooled.loc[pooled["base"] == base, "k"].max()) if len(pooled) else 0
-        labels.append(f"{base}: pooled (k = {k})")
-        kinds.append(("pool", base))
+        if (trained["base"] == base).sum() > 1:  # a single model has nothing to pool
+            labels.append(f"{base}: pooled (k = {k})")
+            kinds.append(("pool", base))
     n = len(labels)
     fig = Figure(figsize=(11.5, 0.42 * n + 2.2))
     fig.set_layout_engine("constrained", wspace=0.06)
@@ -79,6 +87,12 @@ def replicate_forest(summary: pd.DataFrame, pooled: pd.DataFrame, title: str | N
         ax.grid(axis="x", alpha=0.25, lw=0.6)
     axes[0].set_yticks(y, labels)
     axes[0].set_ylim(-0.7, n - 0.3)
+    fig.supxlabel(
+        "Solid: 95% feature-bootstrap interval (features resampled); dashed: pair bootstrap "
+        "(conditional: pairs treated as independent). Diamonds: DerSimonian-Laird pool.",
+        fontsize=8,
+        color="0.3",
+    )
     fig.suptitle(
         title
         or "Replicates: each training seed's correlation and the random-effects pool (Fisher z)"
