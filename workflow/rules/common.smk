@@ -77,6 +77,8 @@ def all_targets():
         names = figures + (["zero_shot"] if m["weights"] == "toy" else [])
         targets += [f"results/{name}/figures/{f}.png" for f in names]
         targets.append(f"results/{name}/tables.html")
+        if config["robustness"]["enabled"]:
+            targets.append(f"results/{name}/figures/specification_curve.png")
     return targets
 
 
@@ -144,6 +146,12 @@ def toy_params():
         for k in ("shapes", "colors", "positions", "width", "height")
     }
     return {**sorted_dict(toy), "vocabulary": vocab}
+
+
+def toy_entry_params(wildcards):
+    """toy_params with this entry's training seed (models[].replicates.seeds)."""
+    seed = MODELS[wildcards.model].get("toy_seed")
+    return toy_params() if seed is None else {**toy_params(), "seed": seed}
 
 
 def activation_params():
@@ -244,3 +252,37 @@ def result_tables(wildcards):
     if MODELS[wildcards.model]["weights"] == "toy":
         tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"
     return tables
+
+
+# --- robustness: the specification curve ----------------------------------------------
+
+from vlmbinding.specification import layer_pools  # noqa: E402
+
+
+def robustness_params():
+    """The robustness block (the grid and its statistics), tracked for reruns."""
+    return sorted_dict(config["robustness"])
+
+
+def robustness_neuron_params():
+    """Only what the per-block grid jobs use, so other grid edits do not rerun them."""
+    r = config["robustness"]
+    return {"reduce": r["reduce"], "tokens": r["tokens"], "top_k": r["top_k"]}
+
+
+def robustness_pools(wildcards):
+    """Layer pool name -> blocks, for this model's depth."""
+    depth = model_geometry(MODELS[wildcards.model])["layers"]
+    try:
+        return layer_pools(config["robustness"]["layers"], depth)
+    except ValueError as e:
+        raise WorkflowError(f"{e} (models entry {wildcards.model!r})") from None
+
+
+def robustness_layer_tables(wildcards):
+    blocks = sorted({b for pool in robustness_pools(wildcards).values() for b in pool})
+    return expand(
+        "results/{model}/robustness/neurons/layer_{layer}.parquet",
+        model=wildcards.model,
+        layer=blocks,
+    )

@@ -179,6 +179,14 @@ rule compare_models:
             labels={"figure": "model comparison"},
         ),
         pdf="results/comparison/models.pdf",
+        pooled="results/comparison/replicates.tsv",
+        replicates_png=report(
+            "results/comparison/replicates.png",
+            caption="../report/replicates.rst",
+            category="Across models",
+            labels={"figure": "replicates pooled"},
+        ),
+        replicates_pdf="results/comparison/replicates.pdf",
     log:
         "logs/compare_models.log",
     conda:
@@ -186,5 +194,7 @@ rule compare_models:
     params:
         models=list(MODELS),
         toy=[m["weights"] == "toy" for m in MODELS.values()],
+        bases=[m["base"] for m in MODELS.values()],
+        roles=[m["role"] for m in MODELS.values()],
     script:
         "../scripts/compare_models.py"

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from vlmbinding import figures
-from vlmbinding.compare import model_summary
+from vlmbinding.compare import model_summary, pool_replicates
 from vlmbinding.logs import to_file
 from vlmbinding.tables import html_page
 
@@ -23,7 +23,16 @@ for i, model in enumerate(snakemake.params.models):
         )
     )
 summary = pd.DataFrame(rows)
+summary.insert(1, "base", snakemake.params.bases)
+summary.insert(2, "role", snakemake.params.roles)
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
+pooled = pool_replicates(summary)
+pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
+figures.save_figure(
+    figures.replicate_forest(summary, pooled),
+    snakemake.output.replicates_png,
+    snakemake.output.replicates_pdf,
+)
 figures.save_figure(figures.model_comparison(summary), snakemake.output.png, snakemake.output.pdf)
 with open(snakemake.output.html, "w") as f:
     f.write(

@@ -39,6 +39,8 @@ def model_summary(
             ("_high", "feature_ci_high"),
             ("_rho", "spearman_rho"),
             ("_mantel_p", "mantel_p"),
+            ("_feature_low", "feature_ci_low"),
+            ("_feature_high", "feature_ci_high"),
         ):
             out[f"r_{metric}{key}"] = float(row.get(col, np.nan)) if row is not None else np.nan
     entropy = neurons["entropy"].to_numpy(float)
@@ -59,3 +61,128 @@ def model_summary(
             value = float(hit.iloc[0]) if len(hit) else np.nan
         out[f"zero_shot_{attribute}"] = value
     return out
+
+
+# --- replicates: a random-effects pool per base model -------------------------------------
+
+POOLED_COLUMNS = [
+    "base",
+    "metric",
+    "k",
+    "r_pooled",
+    "ci_low",
+    "ci_high",
+    "tau2",
+    "I2",
+    "Q",
+    "r_mean",
+    "r_sd",
+    "r_replicates",
+    "se_source",
+]
+_Z95 = 1.959963984540054
+_R_MAX = 1 - 1e-12
+
+
+def fisher_z(r) -> np.ndarray:
+    """atanh(r), with |r| capped just below 1 so a perfect correlation stays finite."""
+    return np.arctanh(np.clip(np.asarray(r, dtype=float), -_R_MAX, _R_MAX))
+
+
+def z_standard_error(r_low, r_high, level: float = 0.95) -> np.ndarray:
+    """Standard error on the Fisher-z scale read off a (percentile) interval of r.
+
+    (atanh(high) - atanh(low)) / (2 z_{1-(1-level)/2}): the width of the interval, which
+    for a normal estimate on the z scale is 2 z_q se. NaN where the interval is missing.
+    """
+    from scipy.stats import norm
+
+    q = norm.ppf(0.5 + level / 2)
+    return (fisher_z(r_high) - fisher_z(r_low)) / (2 * q)
+
+
+def random_effects(r, se_z, level: float = 0.95) -> dict:
+    """DerSimonian-Laird random-effects pool of correlations on the Fisher-z scale.
+
+    `r` the replicates' correlations, `se_z` their standard errors on the z scale (each
+    replicate's own uncertainty, here from its feature-bootstrap interval). Weights
+    1/(se^2 + tau^2), tau^2 the DerSimonian-Laird between-replicate variance
+    max(0, (Q - (k-1)) / (sum w - sum w^2 / sum w)) with fixed-effect weights w = 1/se^2
+    and Cochran's Q = sum w (z - z_fe)^2; I^2 = max(0, (Q - (k-1)) / Q), the share of the
+    spread beyond what the replicates' own uncertainty explains. Returns r_pooled, ci_low,
+    ci_high (tanh of z_re -/+ z_q se_re), tau2, I2, Q, k. Replicates with a missing r or
+    se are left out; one replicate gives its own r and interval (tau2, I2, Q NaN).
+    """
+    from scipy.stats import norm
+
+    r, se = np.asarray(r, float), np.asarray(se_z, float)
+    ok = np.isfinite(r) & np.isfinite(se) & (se > 0)
+    z, v = fisher_z(r[ok]), se[ok] ** 2
+    k = int(ok.sum())
+    q = norm.ppf(0.5 + level / 2)
+    nan = dict.fromkeys(("r_pooled", "ci_low", "ci_high", "tau2", "I2", "Q"), np.nan)
+    if k == 0:
+        return nan | {"k": 0}
+    if k == 1:
+        half = q * np.sqrt(v[0])
+        return nan | {
+            "r_pooled": float(np.tanh(z[0])),
+            "ci_low": float(np.tanh(z[0] - half)),
+            "ci_high": float(np.tanh(z[0] + half)),
+            "k": 1,
+        }
+    w = 1 / v
+    z_fe = (w * z).sum() / w.sum()
+    big_q = float((w * (z - z_fe) ** 2).sum())
+    c = w.sum() - (w**2).sum() / w.sum()
+    tau2 = max(0.0, (big_q - (k - 1)) / c)
+    w_re = 1 / (v + tau2)
+    z_re = (w_re * z).sum() / w_re.sum()
+    se_re = np.sqrt(1 / w_re.sum())
+    i2 = max(0.0, (big_q - (k - 1)) / big_q) if big_q > 0 else 0.0
+    return {
+        "r_pooled": float(np.tanh(z_re)),
+        "ci_low": float(np.tanh(z_re - q * se_re)),
+        "ci_high": float(np.tanh(z_re + q * se_re)),
+        "tau2": float(tau2),
+        "I2": float(i2),
+        "Q": big_q,
+        "k": k,
+    }
+
+
+def pool_replicates(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per base model and metric: its trained replicates pooled (random effects).
+
+    `summary` has one row per model (`model_summary`) with `base` and `role` columns; rows
+    of role `trained` are pooled by `base`. A replicate's standard error comes from its
+    feature-bootstrap interval (r_<metric>_feature_low/high, dependence-aware) where given,
+    else from its pair-bootstrap interval (r_<metric>_low/high, conditional on the pairs
+    being independent); `se_source` says which. r_mean and r_sd describe the replicates'
+    estimates themselves (sd over replicates, ddof 1).
+    """
+    rows = []
+    missing = sorted({"base", "role"} - set(summary.columns))
+    if missing:
+        raise ValueError(f"the model summary lacks the columns {missing}")
+    for name, group in summary[summary["role"] == "trained"].groupby("base", sort=False):
+        for metric in ("D", "M"):
+            r = group[f"r_{metric}"].to_numpy(float)
+            feature = [f"r_{metric}_feature_low", f"r_{metric}_feature_high"]
+            has_feature = all(c in group for c in feature) and bool(
+                np.isfinite(group[feature].to_numpy(float)).all()
+            )
+            cols = feature if has_feature else [f"r_{metric}_low", f"r_{metric}_high"]
+            se = z_standard_error(group[cols[0]].to_numpy(float), group[cols[1]].to_numpy(float))
+            finite = r[np.isfinite(r)]
+            rows.append(
+                {"base": name, "metric": metric}
+                | random_effects(r, se)
+                | {
+                    "r_mean": float(finite.mean()) if len(finite) else np.nan,
+                    "r_sd": float(finite.std(ddof=1)) if len(finite) > 1 else np.nan,
+                    "r_replicates": ",".join(f"{x:.3f}" for x in r),
+                    "se_source": "feature bootstrap" if has_feature else "pair bootstrap",
+                }
+            )
+    return pd.DataFrame(rows, columns=POOLED_COLUMNS)

@@ -29,8 +29,41 @@ def _base_entries(config: dict) -> list[dict]:
 
 
 def expand_replicates(entries: list[dict], config: dict) -> list[dict]:
-    """Replicate entries of each entry that asks for them (issue: replicates)."""
-    return entries
+    """Replicate entries of each entry that asks for them (issue 10, replicates).
+
+    An entry with `replicates: {seeds: [s0, s1, ...]}` (toy models: training seeds) runs
+    itself with seed s0 and gains `<name>/replicate-<k>` for every later seed s_k, each a copy
+    of the entry with `toy_seed: s_k`, `replicate: k`, `base` the entry's name and `role`
+    trained. The `replicates` key itself is dropped from every entry (it is not part of
+    what a model is). Entries without seeds are passed through unchanged.
+    """
+    out = []
+    for entry in entries:
+        entry = copy.deepcopy(entry)
+        seeds = list((entry.pop("replicates", None) or {}).get("seeds", []))
+        if not seeds:
+            out.append(entry)
+            continue
+        if entry["weights"] != "toy":
+            raise ValueError(
+                f"models entry {entry['name']!r}: replicates.seeds are training seeds of a toy "
+                f"model, but its weights are {entry['weights']!r} (not trained by the workflow); "
+                "remove `replicates` from this entry"
+            )
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"models entry {entry['name']!r}: replicates.seeds repeat: {seeds}")
+        out.append({**entry, "toy_seed": int(seeds[0]), "replicate": 0})
+        for k, seed in enumerate(seeds[1:], start=1):
+            replicate = copy.deepcopy(entry)
+            replicate.update(
+                name=f"{entry['name']}/replicate-{k}",
+                base=entry["base"],
+                role="trained",
+                toy_seed=int(seed),
+                replicate=k,
+            )
+            out.append(replicate)
+    return out
 
 
 TWIN_SUFFIX = "/controls/random"

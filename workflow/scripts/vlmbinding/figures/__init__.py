@@ -15,6 +15,8 @@ from .comparison import model_comparison
 from .correlation import binding_scatter, superposition_scatter
 from .gradcam import gradcam_grid
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
+from .replicates import replicate_forest
+from .specification import specification_curve
 from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
 from .toy import zero_shot_bars
 
@@ -28,7 +30,9 @@ __all__ = [
     "gradcam_grid",
     "model_comparison",
     "patch_activation_maps",
+    "replicate_forest",
     "save_figure",
+    "specification_curve",
     "superposition_scatter",
     "zero_shot_bars",
 ]

@@ -1,0 +1,159 @@
+"""Replicates: derived model entries and the random-effects pool per base model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO
+
+from vlmbinding.compare import fisher_z, pool_replicates, random_effects, z_standard_error
+from vlmbinding.config import validate_config
+from vlmbinding.entries import expand_replicates, model_entries
+
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def _config(models):
+    return validate_config({"models": models}, SCHEMA)
+
+
+def test_replicates_become_entries_of_their_own_with_base_role_and_seed():
+    config = _config(
+        [
+            {
+                "name": "toy",
+                "arch": "toy-vit",
+                "weights": "toy",
+                "replicates": {"seeds": [7, 8, 9]},
+            },
+            {"name": "other", "arch": "toy-vit", "weights": "toy"},
+        ]
+    )
+    entries = expand_replicates(
+        [{**m, "base": m["name"], "role": "trained"} for m in config["models"]], config
+    )
+    names = [e["name"] for e in entries]
+    assert names == ["toy", "toy/replicate-1", "toy/replicate-2", "other"]
+    assert [e.get("toy_seed") for e in entries] == [7, 8, 9, None]
+    assert [e["base"] for e in entries] == ["toy", "toy", "toy", "other"]
+    assert {e["role"] for e in entries} == {"trained"}
+    assert all("replicates" not in e for e in entries)
+    # the copies do not share nested dicts with each other
+    entries[1]["model_cfg"]["x"] = 1
+    assert "x" not in entries[2]["model_cfg"]
+
+
+def test_model_entries_applies_replicates_to_the_validated_config():
+    config = _config(
+        [{"name": "toy", "arch": "toy-vit", "weights": "toy", "replicates": {"seeds": [0, 1]}}]
+    )
+    names = [e["name"] for e in model_entries(config)]
+    assert names[:2] == ["toy", "toy/replicate-1"]
+
+
+def test_replicates_of_a_model_the_workflow_does_not_train_are_refused():
+    config = _config(
+        [{"name": "vit", "arch": "ViT-B-32", "weights": "openai", "replicates": {"seeds": [0, 1]}}]
+    )
+    with pytest.raises(ValueError, match="models entry 'vit'.*remove `replicates`"):
+        expand_replicates([{**config["models"][0], "base": "vit", "role": "trained"}], config)
+
+
+def test_the_sweep_config_runs_three_replicates_per_width():
+    config = validate_config(yaml.safe_load((REPO / "config" / "sweep.yaml").read_text()), SCHEMA)
+    entries = [e for e in model_entries(config) if e["role"] == "trained"]
+    bases = pd.Series([e["base"] for e in entries]).value_counts()
+    assert (bases == 3).all() and len(bases) == 3
+    for base in bases.index:
+        seeds = [e["toy_seed"] for e in entries if e["base"] == base]
+        assert len(set(seeds)) == 3
+
+
+def test_random_effects_on_hand_made_numbers():
+    # z = 0.1, 0.5, 0.9 with variances 0.01, 0.02, 0.04: by hand, w = 100, 50, 25,
+    # z_fe = 57.5 / 175, Q = 104/7, C = 175 - 13125/175 = 100, tau2 = (Q - 2)/C = 9/70,
+    # I2 = (Q - 2)/Q = 90/104.
+    r = np.tanh([0.1, 0.5, 0.9])
+    se = np.sqrt([0.01, 0.02, 0.04])
+    out = random_effects(r, se)
+    assert out["k"] == 3
+    assert out["Q"] == pytest.approx(104 / 7)
+    assert out["tau2"] == pytest.approx(9 / 70)
+    assert out["I2"] == pytest.approx(90 / 104)
+    w = 1 / (se**2 + 9 / 70)
+    z = (w * [0.1, 0.5, 0.9]).sum() / w.sum()
+    half = 1.959963984540054 / np.sqrt(w.sum())
+    assert out["r_pooled"] == pytest.approx(np.tanh(z))
+    assert out["ci_low"] == pytest.approx(np.tanh(z - half))
+    assert out["ci_high"] == pytest.approx(np.tanh(z + half))
+
+
+def test_agreeing_replicates_have_no_heterogeneity_and_a_narrower_pool():
+    out = random_effects([0.3, 0.3, 0.3, 0.3], [0.2] * 4)
+    assert out["tau2"] == 0 and out["I2"] == 0
+    assert out["r_pooled"] == pytest.approx(0.3)
+    assert out["ci_high"] - out["ci_low"] == pytest.approx(
+        np.tanh(np.arctanh(0.3) + 1.96 * 0.1) - np.tanh(np.arctanh(0.3) - 1.96 * 0.1), abs=1e-4
+    )
+
+
+def test_one_replicate_keeps_its_own_interval_and_missing_ones_are_left_out():
+    out = random_effects([0.4, np.nan], [0.25, 0.3])
+    assert out["k"] == 1 and np.isnan(out["I2"])
+    assert out["r_pooled"] == pytest.approx(0.4)
+    assert out["ci_low"] == pytest.approx(np.tanh(np.arctanh(0.4) - 1.959963984540054 * 0.25))
+    assert random_effects([np.nan], [0.1])["k"] == 0
+
+
+def test_the_standard_error_is_read_off_the_interval_on_the_z_scale():
+    z0, se = 0.2, 0.15
+    low, high = np.tanh(z0 - 1.959963984540054 * se), np.tanh(z0 + 1.959963984540054 * se)
+    assert z_standard_error(low, high) == pytest.approx(se)
+    assert np.isfinite(fisher_z(1.0))
+
+
+def _summary():
+    return pd.DataFrame(
+        {
+            "model": ["toy", "toy/replicate-1", "toy/replicate-2", "toy/controls/random", "b"],
+            "base": ["toy", "toy", "toy", "toy", "b"],
+            "role": ["trained", "trained", "trained", "random", "trained"],
+            "r_D": [-0.4, -0.2, -0.3, 0.9, 0.1],
+            "r_D_low": [-0.6, -0.4, -0.5, 0.8, -0.1],
+            "r_D_high": [-0.2, 0.0, -0.1, 0.95, 0.3],
+            "r_D_feature_low": [-0.8, -0.7, -0.75, 0.5, np.nan],
+            "r_D_feature_high": [0.1, 0.3, 0.2, 0.99, np.nan],
+            "r_M": [0.2, 0.1, 0.3, 0.0, 0.5],
+            "r_M_low": [0.0, -0.1, 0.1, -0.2, 0.3],
+            "r_M_high": [0.4, 0.3, 0.5, 0.2, 0.7],
+        }
+    )
+
+
+def test_pooling_uses_trained_replicates_and_the_feature_interval_where_given():
+    summary = _summary()
+    pooled = pool_replicates(summary).set_index(["base", "metric"])
+    row = pooled.loc[("toy", "D")]
+    assert row["k"] == 3  # the random twin is not a replicate
+    assert row["se_source"] == "feature bootstrap"
+    trained = summary.iloc[:3]
+    se = z_standard_error(trained["r_D_feature_low"], trained["r_D_feature_high"])
+    expect = random_effects(trained["r_D"], se)
+    assert row["r_pooled"] == pytest.approx(expect["r_pooled"])
+    assert row["r_mean"] == pytest.approx(-0.3) and row["r_sd"] == pytest.approx(0.1)
+    assert row["r_replicates"] == "-0.400,-0.200,-0.300"
+    # no feature interval for M: the pair bootstrap, and said so
+    assert pooled.loc[("toy", "M"), "se_source"] == "pair bootstrap"
+    assert pooled.loc[("b", "D"), "k"] == 1
+    assert pooled.loc[("b", "D"), "se_source"] == "pair bootstrap"
+
+
+def test_the_replicate_forest_plot_draws(tmp_path):
+    from vlmbinding import figures
+
+    summary = _summary()
+    fig = figures.replicate_forest(summary, pool_replicates(summary))
+    figures.save_figure(fig, tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").stat().st_size > 10_000

@@ -1,0 +1,67 @@
+rule specification_neurons:
+    """One block's affinities and entropy under every top_k, reduce and tokens choice."""
+    input:
+        store="results/{model}/activations.zarr",
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+    output:
+        table="results/{model}/robustness/neurons/layer_{layer}.parquet",
+    log:
+        "logs/specification_neurons/{model}/layer_{layer}.log",
+    benchmark:
+        "benchmarks/specification_neurons/{model}/layer_{layer}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    params:
+        grid=robustness_neuron_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/specification_neurons.py"
+
+
+rule assemble_specifications:
+    """S under every specification and its correlation with D and M (issue 10, part 4)."""
+    input:
+        layers=robustness_layer_tables,
+        separability="results/{model}/separability.parquet",
+    output:
+        table="results/{model}/robustness/specifications.parquet",
+        summary="results/{model}/robustness/summary.tsv",
+    log:
+        "logs/assemble_specifications/{model}.log",
+    benchmark:
+        "benchmarks/assemble_specifications/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        grid=robustness_params(),
+        pools=robustness_pools,
+        ratio_threshold=config["analysis"]["ratio_threshold"],
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/assemble_specifications.py"
+
+
+rule plot_specification_curve:
+    """The specification curve: sorted estimates with intervals over the choices made."""
+    input:
+        table="results/{model}/robustness/specifications.parquet",
+        summary="results/{model}/robustness/summary.tsv",
+    output:
+        png=report(
+            "results/{model}/figures/specification_curve.png",
+            caption="../report/specification_curve.rst",
+            category="{model}",
+            subcategory="3 Superposition and separability",
+            labels={"figure": "specification curve"},
+        ),
+        pdf="results/{model}/figures/specification_curve.pdf",
+    log:
+        "logs/plot_specification_curve/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        alpha=config["robustness"]["alpha"],
+    script:
+        "../scripts/plot_specification_curve.py"

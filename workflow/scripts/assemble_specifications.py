@@ -1,0 +1,27 @@
+"""Rule assemble_specifications: r(S, D) and r(S, M) under every analysis specification."""
+
+import pandas as pd
+
+from vlmbinding.logs import to_file
+from vlmbinding.specification import specification_summary, specification_table
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+vocab = Vocabulary.from_config(snakemake.params.vocabulary)
+grid = snakemake.params.grid
+table = specification_table(
+    pd.concat([pd.read_parquet(path) for path in snakemake.input.layers], ignore_index=True),
+    pd.read_parquet(snakemake.input.separability),
+    vocab.feature_kinds,
+    snakemake.params.pools,
+    grid["n_neurons"],
+    spaces=grid["space"],
+    subsets=grid["subset"],
+    ratio_threshold=snakemake.params.ratio_threshold,
+    n_boot=grid["bootstrap"],
+    n_perm=grid["permutations"],
+    seed=grid["seed"],
+)
+table.to_parquet(snakemake.output.table, index=False)
+summary = specification_summary(table, grid["alpha"])
+summary.to_csv(snakemake.output.summary, sep="\t", index=False)
