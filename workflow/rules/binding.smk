@@ -21,6 +21,7 @@ rule evaluate_binding:
     params:
         model=model_params,
         template=binding_template,
+        preprocess=config["activations"]["preprocess"],
         vocabulary=vocabulary_params(),
         device=config["device"],
     script:

@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from vlmbinding import binding as bd
-from vlmbinding.activations import load_images
+from vlmbinding.activations import choose_preprocess, load_images
 from vlmbinding.gradcam import text_embeddings
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
@@ -18,6 +18,8 @@ torch.set_num_threads(snakemake.threads)
 m = snakemake.params.model
 loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)
 device = next(loaded.model.parameters()).device
+# The same view of each image as the activations had (activations.preprocess).
+transform = choose_preprocess(loaded, snakemake.params.preprocess)
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)
 images = pd.read_parquet(snakemake.input.images)
 objects = pd.read_parquet(snakemake.input.objects)
@@ -28,7 +30,7 @@ paths = images.set_index("image_id").loc[ids, "path"]
 embeddings = []
 with torch.no_grad():
     for start in range(0, len(ids), 64):
-        batch = load_images(paths[start : start + 64].tolist(), loaded.preprocess).to(device)
+        batch = load_images(paths[start : start + 64].tolist(), transform).to(device)
         embeddings.append(loaded.model.encode_image(batch).float().cpu())
 captions = bd.trial_captions(trials)
 caption_emb = torch.cat(

@@ -1,0 +1,15 @@
+"""What the rules pass to their scripts and ask of the scheduler, read from the parsed
+workflow (no job runs)."""
+
+from __future__ import annotations
+
+import pytest
+from workflow_api import parse_workflow
+
+
+@pytest.mark.parametrize("mode", ["model", "reference"])
+def test_gradcam_and_binding_follow_the_activations_preprocessing(tmp_path, tiny_config, mode):
+    tiny_config["activations"]["preprocess"] = mode
+    wf = parse_workflow(tmp_path, tiny_config)
+    for rule in ("explain_bindings", "evaluate_binding"):
+        assert wf.get_rule(rule).params.preprocess == mode, rule
