@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from vlmbinding import dataset as ds
+from vlmbinding import external as ext
 from vlmbinding.vocab import POSITION_CENTRES, Vocabulary, color_rgb, presence_matrix
 
 VOCAB = Vocabulary()
@@ -148,8 +149,8 @@ def external(tmp_path, small):
 
 def test_external_dataset_imports_and_gets_boxes(external, tmp_path):
     folder, table = external
-    files = ds.validate_external(table, folder, VOCAB)
-    images, objects = ds.import_external(table, files, tmp_path / "out" / "images")
+    files = ext.validate_external(table, folder, VOCAB)
+    images, objects = ext.import_external(table, files, tmp_path / "out" / "images")
     assert len(images) == 5 and (tmp_path / "out" / "images" / "img_00000.png").exists()
     assert list(objects.columns) == ds.OBJECT_COLUMNS
     assert (objects["x1"] > objects["x0"]).all()
@@ -174,5 +175,5 @@ def test_external_dataset_defects_are_named(external, defect, message, culprit):
         (folder / "img_00003.png").write_bytes((folder / "img_00003.jpg").read_bytes())
     elif defect == "repeat":
         table = pd.concat([table, table.iloc[[0]]], ignore_index=True)
-    with pytest.raises(ds.DatasetError, match=re.escape(message) + ".*" + culprit):
-        ds.validate_external(table, folder, VOCAB)
+    with pytest.raises(ext.DatasetError, match=re.escape(message) + ".*" + culprit):
+        ext.validate_external(table, folder, VOCAB)

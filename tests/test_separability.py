@@ -118,3 +118,54 @@ def test_empty_class_gives_nan_rows_and_a_warning(caplog):
 def test_unknown_feature_is_a_clear_error():
     with pytest.raises(ValueError, match="zebra"):
         sep.separability_table(EMBEDDINGS, PRESENCE, ["a", "b", "c"], [("a", "zebra")])
+
+
+def _fail(*_args, **_kwargs):
+    raise np.linalg.LinAlgError("SVD did not converge")
+
+
+@pytest.mark.parametrize("failing", [["gesdd"], ["gesdd", "gesvd"]])
+@pytest.mark.parametrize("shape", [(60, 12), (12, 60)])  # more points than dims, and fewer
+def test_pca_falls_back_when_the_svd_does_not_converge(monkeypatch, caplog, failing, shape):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape) * np.geomspace(5, 0.1, shape[1]) + rng.normal(size=shape[1])
+    expected = sep.pca_project(x, 0.9)
+    methods = tuple((name, _fail if name in failing else f) for name, f in sep.SVD_METHODS)
+    monkeypatch.setattr(sep, "SVD_METHODS", methods)
+    with caplog.at_level(logging.WARNING, logger="vlmbinding.separability"):
+        got = sep.pca_project(x, 0.9)
+    assert got.shape == expected.shape
+    # Same subspace: the same pairwise distances (components may differ in sign).
+    dist = lambda z: np.linalg.norm(z[:, None] - z[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(dist(got), dist(expected), atol=1e-9)
+    assert "fell back" in caplog.text and "did not converge" in caplog.text
+
+
+def test_pca_fails_clearly_when_no_method_converges(monkeypatch):
+    monkeypatch.setattr(sep, "SVD_METHODS", tuple((n, _fail) for n, _ in sep.SVD_METHODS))
+    with pytest.raises(np.linalg.LinAlgError, match="no SVD method converged"):
+        sep.pca_project(np.eye(4), 0.9)
+
+
+def test_pca_rejects_non_finite_embeddings():
+    x = np.ones((4, 3))
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sep.pca_project(x, 0.9)
+
+
+@pytest.mark.parametrize("break_gesdd", [False, True])
+def test_d_and_m_do_not_depend_on_pair_order(monkeypatch, break_gesdd):
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(80, 10)) * np.geomspace(3, 0.2, 10)
+    presence = rng.random((80, 3)) < 0.5
+    emb[presence[:, 0]] += 0.5
+    features = ["a", "b", "c"]
+    forward = sep.separability_table(emb, presence, features, [("a", "b"), ("c", "a")])
+    if break_gesdd:  # as when gesdd fails for one order only: the other order falls back
+        methods = tuple((n, _fail if n == "gesdd" else f) for n, f in sep.SVD_METHODS)
+        monkeypatch.setattr(sep, "SVD_METHODS", methods)
+    backward = sep.separability_table(emb, presence, features, [("b", "a"), ("a", "c")])
+    np.testing.assert_allclose(forward["D"], backward["D"], rtol=1e-10)
+    np.testing.assert_allclose(forward["M"], backward["M"])
+    assert forward["n1"].tolist() == backward["n2"].tolist()

@@ -7,7 +7,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from vlmbinding.config import ConfigError, validate_config  # noqa: E402
 from vlmbinding.vocab import Vocabulary  # noqa: E402
-from vlmbinding import dataset as ds  # noqa: E402
+from vlmbinding import external as ext  # noqa: E402
+from vlmbinding import startup  # noqa: E402
+from vlmbinding.views import crops_to_square  # noqa: E402
 
 REPO = Path(workflow.basedir)
 
@@ -32,19 +34,21 @@ def _check_config(config):
         if len(set(names)) != len(names):
             raise ConfigError(f"models: model names must be unique, got {names}")
         if dataset["external"]:
-            _check_external(dataset["external"], vocab)
-    except (ConfigError, ds.DatasetError) as e:
+            _check_external(dataset["external"], vocab, config["activations"])
+    except (ConfigError, ext.DatasetError) as e:
         raise WorkflowError(str(e)) from None
 
 
-def _check_external(external, vocab):
-    """Validate a user's dataset at start-up, so a defect stops the run before any job."""
-    objects = ds.read_objects_table(external["objects"])
-    ds.validate_external(
+def _check_external(external, vocab, activations):
+    """Validate a user's dataset at start-up (table, images' headers, boxes against the
+    model's crop), so a defect stops the run before any job."""
+    objects = ext.read_objects_table(external["objects"])
+    ext.validate_external(
         objects,
         external["images"],
         vocab,
         source=f"dataset.external ({external['objects']})",
+        crop=crops_to_square(activations["preprocess"]),
     )
 
 
@@ -163,18 +167,25 @@ def activation_params():
 from vlmbinding.config import resolve_layers  # noqa: E402
 
 
-def number_of_images():
+def dataset_image_ids():
+    """The image ids the dataset will have (read from an external table)."""
     dataset = config["dataset"]
     if dataset["external"]:
-        return ds.read_objects_table(dataset["external"]["objects"])[
-            "image_id"
-        ].nunique()
-    return dataset["images_per_count"] * len(dataset["object_counts"])
+        table = ext.read_objects_table(dataset["external"]["objects"])
+        return list(dict.fromkeys(table["image_id"].astype(str)))
+    n = dataset["images_per_count"] * len(dataset["object_counts"])
+    return startup.generated_image_ids(n)
+
+
+def number_of_images():
+    return len(dataset_image_ids())
 
 
 def _check_analysis():
-    """Layer indices against each model's depth, top_k against the number of images."""
-    n_images = number_of_images()
+    """Layer indices against each model's depth, top_k against the number of images,
+    gradcam.images and figures.neuron against the dataset and the analysed layers."""
+    ids = dataset_image_ids()
+    n_images = len(ids)
     if config["analysis"]["top_k"] > n_images:
         raise WorkflowError(
             f"analysis.top_k: {config['analysis']['top_k']} top images per neuron, but "
@@ -186,6 +197,11 @@ def _check_analysis():
         try:
             layers[name] = resolve_layers(config["analysis"]["layers"], depth)
             resolve_layers([config["gradcam"]["layer"]], depth, key="gradcam.layer")
+            startup.check_gradcam_images(config["gradcam"]["images"], ids)
+            width = model_geometry(m)["width"]
+            startup.check_figure_neuron(
+                config["figures"]["neuron"], layers[name], width, name
+            )
         except ConfigError as e:
             raise WorkflowError(f"{e} (models entry {name!r})") from None
     return layers

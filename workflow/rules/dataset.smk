@@ -15,6 +15,7 @@ if config["dataset"]["external"]:
             "../../envs/workflow.yaml"
         params:
             dataset=dataset_params(),
+            preprocess=config["activations"]["preprocess"],
         script:
             "../scripts/import_dataset.py"
 

@@ -21,6 +21,7 @@ rule explain_bindings:
         model=model_params,
         gradcam=gradcam_params(),
         template=binding_template,
+        preprocess=config["activations"]["preprocess"],
         device=config["device"],
     script:
         "../scripts/explain_bindings.py"

@@ -9,9 +9,11 @@ import torch
 from PIL import Image
 
 from vlmbinding import gradcam as gc
+from vlmbinding.activations import choose_preprocess
 from vlmbinding.binding import binding_prompts
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
+from vlmbinding.views import crops_to_square, place_on_image, seen_region, to_rgb
 
 to_file(snakemake.log[0])
 log = logging.getLogger("explain_bindings")
@@ -19,6 +21,10 @@ torch.set_num_threads(snakemake.threads)
 m, p = snakemake.params.model, snakemake.params.gradcam
 loaded = load_entry(m, snakemake.input.weights, snakemake.params.device)
 device = next(loaded.model.parameters()).device
+# The same view of each image as the activations had (activations.preprocess); the maps
+# are laid over the region of the image that this view shows the model.
+transform = choose_preprocess(loaded, snakemake.params.preprocess)
+crop = crops_to_square(snakemake.params.preprocess)
 images = pd.read_parquet(snakemake.input.images)
 objects = pd.read_parquet(snakemake.input.objects)
 chosen = gc.choose_images(images, p["images"], p["object_counts"], p["n_images"], p["seed"])
@@ -30,16 +36,17 @@ for n, row in enumerate(chosen.itertuples(index=False)):
     extra = pd.DataFrame({"prompt": p["prompts"], "kind": "extra", "color": "", "shape": ""})
     prompts = pd.concat([prompts, extra], ignore_index=True).drop_duplicates("prompt")
     with Image.open(row.path) as im:
-        rgb = im.convert("RGB")
-    x = loaded.preprocess(rgb)[None].to(device)
+        rgb = to_rgb(im)
+    x = transform(rgb)[None].to(device)
     text = gc.text_embeddings(loaded.model, loaded.tokenizer, prompts["prompt"].tolist())
     raw = gc.gradcam_maps(loaded.model, x, text, p["layer"], p["module"])[0]  # [P, g, g]
-    # The model's centre crop of a near-square image drops under a pixel: the map is laid
-    # over the whole image.
-    at_image = gc.upsample(raw, (rgb.height, rgb.width)).cpu().numpy()
+    region = seen_region(rgb.width, rgb.height, crop)
+    at_region = gc.upsample(raw, (region[3] - region[1], region[2] - region[0]))
+    at_image = place_on_image(at_region.cpu().numpy(), rgb.height, rgb.width, region)
     shares = gc.object_shares(at_image, prompts, objs.reset_index(drop=True))
     tables.append(shares.assign(image_id=row.image_id))
     saved[f"{row.image_id}/raw"] = raw.cpu().numpy()
+    saved[f"{row.image_id}/region"] = np.asarray(region)
     saved[f"{row.image_id}/prompts"] = prompts["prompt"].to_numpy(dtype=str)
     saved[f"{row.image_id}/kinds"] = prompts["kind"].to_numpy(dtype=str)
     log.info(f"explained image {n + 1}/{len(chosen)}: {row.image_id}")

@@ -1,14 +1,19 @@
 """Rule import_dataset: bring a user's images and objects table into results/dataset/."""
 
-from vlmbinding import dataset as ds
+from vlmbinding import external as ext
+from vlmbinding.dataset import write_table
 from vlmbinding.logs import to_file
+from vlmbinding.views import crops_to_square
 from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
-objects = ds.read_objects_table(snakemake.input.objects)
-files = ds.validate_external(
-    objects, snakemake.input.images, Vocabulary.from_config(snakemake.params.dataset)
+objects = ext.read_objects_table(snakemake.input.objects)
+files = ext.validate_external(
+    objects,
+    snakemake.input.images,
+    Vocabulary.from_config(snakemake.params.dataset),
+    crop=crops_to_square(snakemake.params.preprocess),
 )
-images, objects = ds.import_external(objects, files, snakemake.output.images)
-ds.write_table(images, snakemake.output.images_table)
-ds.write_table(objects, snakemake.output.objects_table)
+images, objects = ext.import_external(objects, files, snakemake.output.images)
+write_table(images, snakemake.output.images_table)
+write_table(objects, snakemake.output.objects_table)

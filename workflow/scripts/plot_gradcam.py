@@ -8,6 +8,7 @@ from PIL import Image
 from vlmbinding import figures
 from vlmbinding.gradcam import normalise, upsample
 from vlmbinding.logs import to_file
+from vlmbinding.views import place_on_image, to_rgb
 
 to_file(snakemake.log[0])
 saved = np.load(snakemake.input.maps)
@@ -16,7 +17,7 @@ shares = pd.read_parquet(snakemake.input.shares)
 rows = {"images": [], "maps": [], "prompts": [], "kinds": [], "titles": [], "notes": []}
 for image_id in saved["image_ids"][: snakemake.params.max_rows]:
     with Image.open(images.loc[image_id, "path"]) as im:
-        rgb = np.asarray(im.convert("RGB"))
+        rgb = np.asarray(to_rgb(im))
     raw = torch.from_numpy(saved[f"{image_id}/raw"])
     prompts = saved[f"{image_id}/prompts"].tolist()
     kinds = saved[f"{image_id}/kinds"].tolist()
@@ -32,7 +33,10 @@ for image_id in saved["image_ids"][: snakemake.params.max_rows]:
         else:
             notes.append("")
     rows["images"].append(rgb)
-    rows["maps"].append(normalise(upsample(raw, rgb.shape[:2])).numpy())
+    # Over the region of the image the model saw (explain_bindings saved it).
+    x0, y0, x1, y1 = saved[f"{image_id}/region"].tolist()
+    at_region = normalise(upsample(raw, (y1 - y0, x1 - x0))).numpy()
+    rows["maps"].append(place_on_image(at_region, *rgb.shape[:2], (x0, y0, x1, y1)))
     rows["prompts"].append(prompts)
     rows["kinds"].append(kinds)
     rows["titles"].append(f"{image_id}\n{int(images.loc[image_id, 'num_objects'])} objects")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,84 @@ def n_pca_components(explained_variance_ratio: np.ndarray, variance: float) -> i
     return min(n, len(explained_variance_ratio))
 
 
+def _svd_gesdd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """U and S by numpy's divide-and-conquer SVD (LAPACK gesdd): fast, but it can fail."""
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    return u, s
+
+
+def _svd_gesvd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """U and S by the QR-based SVD (LAPACK gesvd): slower, converges where gesdd does not."""
+    u, s, _ = scipy.linalg.svd(centred, full_matrices=False, lapack_driver="gesvd")
+    return u, s
+
+
+def _svd_gram(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """U and S from the eigen-decomposition of the smaller Gram matrix.
+
+    With n points in d dimensions, X Xᵀ (n x n) or XᵀX (d x d) has eigenvalues S² and
+    eigenvectors U (resp. V, then U = X V / S); a symmetric eigen-solver does not share
+    the SVD's convergence failures. Components with zero variance are dropped.
+    """
+    n, d = centred.shape
+    if n <= d:
+        w, u = np.linalg.eigh(centred @ centred.T)
+    else:
+        w, v = np.linalg.eigh(centred.T @ centred)
+    order = np.argsort(w)[::-1]
+    s = np.sqrt(np.clip(w[order], 0, None))
+    keep = s > s[0] * max(n, d) * np.finfo(np.float64).eps
+    keep[0] = True  # always one component, as the SVD gives
+    s = s[keep]
+    if n <= d:
+        u = u[:, order][:, keep]
+    else:
+        v = v[:, order][:, keep]
+        u = np.divide(centred @ v, s, out=np.zeros((n, len(s))), where=s > 0)
+    return u, s
+
+
+# Tried in order: a failure to converge moves on to the next, a warning names which one.
+SVD_METHODS = (("gesdd", _svd_gesdd), ("gesvd", _svd_gesvd), ("gram", _svd_gram))
+
+
+def robust_svd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """U and S of a centred matrix, falling back when an SVD does not converge.
+
+    numpy's gesdd fails ("SVD did not converge") on some real CLIP embeddings that the
+    QR-based gesvd and the Gram eigen-decomposition handle; all three give the same
+    subspace, so D and M do not depend on which one ran.
+    """
+    errors = []
+    for name, method in SVD_METHODS:
+        try:
+            u, s = method(centred)
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError) as e:
+            errors.append(f"{name}: {e}")
+            continue
+        if errors:
+            log.warning("SVD fell back to %s after: %s", name, "; ".join(errors))
+        return u, s
+    raise np.linalg.LinAlgError(
+        f"PCA failed: no SVD method converged on a {centred.shape} matrix "
+        f"({'; '.join(errors)}); check the embeddings for NaN or infinite values"
+    )
+
+
 def pca_project(x: np.ndarray, variance: float = 0.9) -> np.ndarray:
     """Rows of x in the leading principal components that keep `variance` of the variance.
 
-    METHOD.md section 5. Centres on the row mean, SVD, keeps `n_pca_components`
-    components. Points with no variance at all keep a single (zero) coordinate.
+    METHOD.md section 5. Centres on the row mean, SVD (`robust_svd`: gesdd, else gesvd,
+    else the Gram eigen-decomposition), keeps `n_pca_components` components. Points with
+    no variance at all keep a single (zero) coordinate.
     """
     if not 0 < variance <= 1:
         raise ValueError(f"variance={variance} must be in (0, 1]")
     x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("PCA: the embeddings hold NaN or infinite values")
     centred = x - x.mean(axis=0)
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    u, s = robust_svd(centred)
     var = s**2
     total = var.sum()
     n = n_pca_components(var / total, variance) if total > 0 else 1

@@ -1,0 +1,43 @@
+"""Start-up checks that need more than the schema: each names the key and the fix.
+
+Called from common.smk before any job runs; torch-free so `snakemake -n` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .config import ConfigError
+
+
+def generated_image_ids(n_images: int) -> list[str]:
+    """The ids the dataset generator gives (dataset.sample_scenes numbers images in order)."""
+    return [f"img_{i:05d}" for i in range(n_images)]
+
+
+def check_gradcam_images(ids: Sequence[str], known: Sequence[str]) -> None:
+    """gradcam.images must name images of the dataset."""
+    unknown = sorted(set(ids) - set(known))
+    if unknown:
+        example = ", ".join(list(known)[:3])
+        raise ConfigError(
+            f"gradcam.images: unknown image id(s) {unknown[:10]}; the dataset's ids look like "
+            f"{example}, ... (leave the list empty for a seeded sample of gradcam.n_images)"
+        )
+
+
+def check_figure_neuron(choice: str | None, layers: Sequence[int], width: int, model: str):
+    """figures.neuron 'layer:unit' must be an analysed layer and a unit of its MLP."""
+    if not choice:
+        return
+    layer, unit = (int(v) for v in choice.split(":"))
+    if layer not in layers:
+        raise ConfigError(
+            f"figures.neuron: layer {layer} is not among the analysed layers {list(layers)} "
+            f"of models entry {model!r}; pick one of them or add it to analysis.layers"
+        )
+    if not 0 <= unit < width:
+        raise ConfigError(
+            f"figures.neuron: unit {unit} is out of range for models entry {model!r}, whose "
+            f"MLP has {width} units (0-{width - 1})"
+        )
