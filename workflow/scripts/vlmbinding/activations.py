@@ -88,9 +88,14 @@ def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None
 
 
 @torch.no_grad()
-def forward_batch(model, images: torch.Tensor, center: bool = False, dtype=None):
-    """One forward pass: (mlp_out [B, T, layers*width], embeddings [B, D]), on the device."""
-    with recording_mlp_outputs(model, center, dtype) as outputs:
+def forward_batch(model, images: torch.Tensor, center: bool = False, dtype=None, autocast=None):
+    """One forward pass: (mlp_out [B, T, layers*width], embeddings [B, D]), on the device.
+
+    `dtype`: convert the MLP outputs to it as they are recorded; `autocast`: run the model
+    under torch.autocast with this dtype (bfloat16 or float16), None = full precision.
+    """
+    amp = torch.autocast(images.device.type, dtype=autocast) if autocast else nullcontext()
+    with recording_mlp_outputs(model, center, dtype) as outputs, amp:
         embeddings = model.encode_image(images)
     return torch.cat(outputs, dim=-1), embeddings
 
@@ -287,7 +292,6 @@ def extract_activations(
     )
     cuda = device.type == "cuda"
     copies = HostCopies(device, limit=4)
-    amp = torch.autocast(device.type, dtype=AUTOCAST[autocast]) if AUTOCAST[autocast] else None
     t0, done = time.time(), 0
     try:
         with st.zarr_threads(encode_threads):
@@ -297,13 +301,13 @@ def extract_activations(
             )
             try:
                 for start, images in loader:
-                    with amp or nullcontext():
-                        mlp, emb = forward_batch(
-                            model,
-                            images.to(device, non_blocking=True),
-                            center_mlp_out,
-                            getattr(torch, dtype),
-                        )
+                    mlp, emb = forward_batch(
+                        model,
+                        images.to(device, non_blocking=True),
+                        center_mlp_out,
+                        getattr(torch, dtype),
+                        AUTOCAST[autocast],
+                    )
                     writer.put(start, *copies.take(device_outputs(mlp, emb, store)))
                     done += len(images)
                     rate = done / (time.time() - t0)

@@ -190,9 +190,17 @@ def expected_chunk_files(arr) -> set[str]:
     return {"c/" + "/".join(map(str, idx)) for idx in product(*grid)}
 
 
+def consolidate(path) -> None:
+    """Consolidated metadata (one read opens the store; xarray expects it)."""
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        zarr.consolidate_metadata(str(path))
+
+
 def close_store(root, path, attrs: dict) -> Path:
     """Record the chunk counts and the completion marker, consolidate, rename to `path`."""
-    import zarr
 
     path, tmp = Path(path), partial_path(path)
     counts = {}
@@ -205,9 +213,7 @@ def close_store(root, path, attrs: dict) -> Path:
     root.attrs.update(
         {**attrs, "chunk_files": counts, "store_format": STORE_FORMAT, "complete": True}
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata")
-        zarr.consolidate_metadata(str(tmp))
+    consolidate(tmp)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return path
