@@ -241,3 +241,24 @@ def test_image_batches_keep_order_with_threads(dataset):
     assert [s for s, _ in threaded] == [0, 5, 10]
     for (_, a), (_, b) in zip(threaded, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_patch_maps_recomputed_for_a_reduced_store_equal_the_stored_ones(stores, dataset, tmp_path):
+    from vlmbinding import patchmaps
+
+    paths, _, _ = dataset
+    tokens, reduced = (st.open_store(p) for p in stores)
+    rows = [0, 7, 11]
+    stored = patchmaps.maps_from_store(tokens, rows, 1, 5)
+    again = patchmaps.maps_from_model(
+        tiny_model(), [paths[r] for r in rows], 1, 5, dict(reduced.attrs)
+    )
+    assert stored.shape == (3, 4, 4)
+    np.testing.assert_allclose(again, stored, rtol=2e-3, atol=2e-3)  # float16, other batch
+    out = tmp_path / "maps.npz"
+    patchmaps.save_maps(out, ["a", "b", "c"], ["t1", "t2", "t3"], stored, 1, 5)
+    back = patchmaps.load_maps(out)
+    assert back["image_ids"] == ["a", "b", "c"] and (back["layer"], back["unit"]) == (1, 5)
+    np.testing.assert_array_equal(back["maps"], stored)
+    with pytest.raises(st.StoreError, match="reduced store"):
+        patchmaps.maps_from_store(reduced, rows, 1, 5)
