@@ -21,3 +21,30 @@ rule extract_activations:
         device=config["device"],
     script:
         "../scripts/extract_activations.py"
+
+
+rule extract_patch_maps:
+    """Per-patch maps of the figure's neuron on its few images: read from a tokens store,
+    recomputed by the model for a reduced store (activations.store)."""
+    input:
+        store="results/{model}/activations.zarr",
+        neurons="results/{model}/neurons.parquet",
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+        weights=weights_input,
+    output:
+        maps="results/{model}/patch_maps.npz",
+    log:
+        "logs/extract_patch_maps/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    resources:
+        gpu=int(config["activations"]["store"] == "reduced"),
+    params:
+        figures=figure_params(),
+        vocabulary=vocabulary_params(),
+        model=model_params,
+        device=config["device"],
+    script:
+        "../scripts/extract_patch_maps.py"

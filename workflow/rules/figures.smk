@@ -30,7 +30,7 @@ rule plot_neurons:
     input:
         neurons="results/{model}/neurons.parquet",
         feature_neurons="results/{model}/feature_neurons.parquet",
-        store="results/{model}/activations.zarr",
+        patch_maps="results/{model}/patch_maps.npz",
         images="results/dataset/images.parquet",
         objects="results/dataset/objects.parquet",
     output:

@@ -1,4 +1,4 @@
-"""Rule extract_activations: stream every block's MLP outputs for every token to Zarr."""
+"""Rule extract_activations: every block's MLP outputs (per token, or reduced) to Zarr."""
 
 import pandas as pd
 import torch
@@ -21,6 +21,12 @@ extract_activations(
     dtype=a["dtype"],
     preprocess=a["preprocess"],
     center_mlp_out=a["center_mlp_out"],
+    codec=a["codec"],
     compression_level=a["compression_level"],
+    layout=a["layout"],
+    store=a["store"],
+    autocast=a["autocast"],
+    workers=a["loader_threads"],
+    encode_threads=snakemake.threads,
     model_name=m["name"],
 )

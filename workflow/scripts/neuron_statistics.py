@@ -3,7 +3,7 @@
 from vlmbinding.io import dataset_presence, open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.neurons import neuron_table
-from vlmbinding.store import layer_slice
+from vlmbinding.store import reduced_layer
 from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
@@ -14,12 +14,10 @@ image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.o
 root = open_checked_store(snakemake.input.store, image_ids)
 table = neuron_table(
     layer,
-    layer_slice(root, layer),
+    reduced_layer(root, layer, p["reduce"], p["tokens"]),
     presence,
     vocab.features,
     image_ids,
     p["top_k"],
-    how=p["reduce"],
-    tokens=p["tokens"],
 )
 table.to_parquet(snakemake.output.table, index=False)

@@ -4,9 +4,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vlmbinding import figures
+from vlmbinding import figures, patchmaps
 from vlmbinding import patches as pt
-from vlmbinding.io import dataset_presence, open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.vocab import Vocabulary
 
@@ -16,7 +15,6 @@ vocab = Vocabulary.from_config(snakemake.params.vocabulary)
 features = vocab.features
 neurons = pd.read_parquet(snakemake.input.neurons)
 selected = pd.read_parquet(snakemake.input.feature_neurons)
-image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.objects, vocab)
 paths = pd.read_parquet(snakemake.input.images).set_index("image_id")["path"]
 
 
@@ -47,14 +45,12 @@ fig = figures.feature_neuron_gallery(
 figures.save_figure(fig, snakemake.output.gallery_png, snakemake.output.gallery_pdf)
 
 neuron = pt.pick_neuron(neurons, p["neuron"])
-root = open_checked_store(snakemake.input.store, image_ids)
-chosen = pt.images_to_show(neuron, presence, image_ids, features, p["gallery_images"] - 2)
-rows = [image_ids.index(i) for i, _ in chosen]
-label = f"L{int(neuron['layer'])} U{int(neuron['unit'])}"
+shown = patchmaps.load_maps(snakemake.input.patch_maps)
+label = f"L{shown['layer']} U{shown['unit']}"
 fig = figures.patch_activation_maps(
-    [load(i) for i, _ in chosen],
-    [pt.patch_map(root, r, int(neuron["layer"]), int(neuron["unit"])) for r in rows],
-    [t for _, t in chosen],
+    [load(i) for i in shown["image_ids"]],
+    list(shown["maps"]),
+    shown["titles"],
     label,
     title=f"{model}: neuron {label}, top features "
     + ", ".join(f"{f} {neuron[f]:.2f}" for f in pt.top_features(neuron, features, 3)),

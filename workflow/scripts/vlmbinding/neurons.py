@@ -98,6 +98,8 @@ def neuron_table(
     `image_ids` are the same images in the same order; `features` names the columns of
     `presence`. Columns: layer, unit, one column per feature, entropy, top_images (the k
     image ids, highest activation first, joined by ",").
+    An [image, unit] array is taken as already reduced over tokens (from a reduced store,
+    `vlmbinding.store.reduced_layer`); `how` and `tokens` are then not used.
     """
     features = list(features)
     n_images = mlp_out_layer.shape[0]
@@ -108,7 +110,8 @@ def neuron_table(
         )
     if len(image_ids) != n_images:
         raise ValueError(f"{len(image_ids)} image ids for {n_images} images")
-    top = top_k_images(reduce_tokens(mlp_out_layer, how, tokens), k)
+    acts = mlp_out_layer if mlp_out_layer.ndim == 2 else reduce_tokens(mlp_out_layer, how, tokens)
+    top = top_k_images(acts, k)
     aff = affinities(top, presence)
     ids = np.asarray(image_ids, dtype=object)[top.T]  # [unit, k]
     n_units = aff.shape[0]
