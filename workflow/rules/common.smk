@@ -77,6 +77,7 @@ def all_targets():
         names = figures + (["zero_shot"] if m["weights"] == "toy" else [])
         targets += [f"results/{name}/figures/{f}.png" for f in names]
         targets.append(f"results/{name}/tables.html")
+        targets += intervention_targets(name)
     return targets
 
 
@@ -243,3 +244,34 @@ def result_tables(wildcards):
     if MODELS[wildcards.model]["weights"] == "toy":
         tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"
     return tables
+
+
+# --- interventions (issue 11) ---------------------------------------------------------
+
+
+def intervention_params():
+    """The interventions block (tracked for reruns; `enabled` only picks targets)."""
+    block = {k: v for k, v in config["interventions"].items() if k != "enabled"}
+    return sorted_dict(block)
+
+
+def intervention_targets(name):
+    """The intervention figures of a model, when interventions.enabled."""
+    if not config["interventions"]["enabled"]:
+        return []
+    return [
+        f"results/{name}/figures/interventions.png",
+        f"results/{name}/figures/interventions_example.png",
+    ]
+
+
+def intervention_inputs(wildcards):
+    base = f"results/{wildcards.model}"
+    return {
+        "store": f"{base}/activations.zarr",
+        "images": "results/dataset/images.parquet",
+        "objects": "results/dataset/objects.parquet",
+        "superposition": f"{base}/superposition.parquet",
+        "feature_neurons": f"{base}/feature_neurons.parquet",
+        "weights": weights_input(wildcards),
+    }

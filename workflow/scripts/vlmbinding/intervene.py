@@ -190,3 +190,104 @@ def run_interventions(
     effects = pd.DataFrame(rows)
     effects["z"], effects["p"] = effects["dM_z"], effects["dM_p"]
     return effects, example
+
+
+def run_stage(
+    entry: dict,
+    weights: str | None,
+    paths: dict[str, str],
+    settings: dict,
+    vocabulary: dict,
+    template: str,
+    statistics: dict,
+    pca_variance: float,
+    device: str = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The whole stage for one model: (effects, summary, example).
+
+    `paths` names the store, images, objects, superposition and feature_neurons files;
+    `settings` is the config's `interventions:` block, `statistics` holds bootstrap,
+    permutations and seed. Images go through the preprocessing the store was made with,
+    and the unablated pass must reproduce the store's embeddings (else the model or the
+    preprocessing differ from the store's, and every difference would be meaningless).
+    """
+    from .activations import choose_preprocess, load_images
+    from .binding import swapped_caption_trials, trial_captions
+    from .gradcam import text_embeddings
+    from .io import dataset_presence, open_checked_store
+    from .models import load_entry
+    from .vocab import Vocabulary
+
+    vocab = Vocabulary.from_config(vocabulary)
+    features = list(vocab.features)
+    image_ids, presence = dataset_presence(paths["images"], paths["objects"], vocab)
+    root = open_checked_store(paths["store"], image_ids)
+    stored = root["embeddings"][:].astype(np.float32)
+    n_layers, width, tokens = root.attrs["layers"], root.attrs["width"], root.attrs["tokens"]
+    means = ab.token_means(root) if settings["ablation"] == "mean" else None
+    values = ab.ablation_values(settings["ablation"], n_layers, width, means, tokens)
+
+    loaded = load_entry(entry, weights, device)
+    model = loaded.model.eval()
+    dev = next(model.parameters()).device
+    table = pd.read_parquet(paths["images"]).set_index("image_id")
+    images = load_images(
+        table.loc[image_ids, "path"].tolist(), choose_preprocess(loaded, root.attrs["preprocess"])
+    )
+    per_layer = len(images) * tokens * width * 4
+    layers = ab.cached_layers(n_layers, per_layer, settings["cache_gib"] * 2**30)
+    log.info(f"caching the residual stream entering blocks {layers} ({len(images)} images)")
+    cache, emb = ab.residual_cache(model.visual, images, layers, settings["batch_size"], dev)
+    emb = emb.float().cpu().numpy()
+    gap = np.abs(emb - stored).max() / max(1e-12, np.abs(stored).max())
+    log.info(f"unablated pass vs stored embeddings: max relative difference {gap:.2e}")
+    if gap > 1e-2:
+        raise ValueError(
+            f"{paths['store']}: the model's unablated embeddings differ from the stored ones "
+            f"(max relative difference {gap:.2e}); rebuild the store with this model"
+        )
+
+    objects = pd.read_parquet(paths["objects"])
+    trial_table = swapped_caption_trials(objects, template)
+    captions = trial_captions(trial_table)
+    with torch.no_grad():
+        cap = torch.cat(
+            [
+                text_embeddings(model, loaded.tokenizer, captions[s : s + 256]).float().cpu()
+                for s in range(0, len(captions), 256)
+            ]
+        ).numpy()
+    trials = trials_from_table(trial_table, image_ids, dict(zip(captions, cap)))
+
+    pairs = iv.choose_pairs(
+        pd.read_parquet(paths["superposition"]), settings["pairs"], settings["seed"]
+    )
+    run = Settings(
+        neurons_per_pair=settings["neurons_per_pair"],
+        ratio_threshold=settings["ratio_threshold"],
+        control_draws=settings["control_draws"],
+        seed=settings["seed"],
+        batch_size=settings["batch_size"],
+        pca_variance=pca_variance,
+    )
+    t0 = time.time()
+    with ab.Ablator(model, values) as ablator:
+        effects, example = run_interventions(
+            model,
+            ablator,
+            cache,
+            stored,
+            presence,
+            features,
+            pairs,
+            pd.read_parquet(paths["feature_neurons"]),
+            trials,
+            width,
+            run,
+        )
+    log.info(f"{len(pairs)} pairs in {time.time() - t0:.1f} s")
+    effects["ablation"] = settings["ablation"]
+    summary = iv.summarise_effects(
+        effects, features, statistics["bootstrap"], statistics["permutations"], statistics["seed"]
+    )
+    return effects, summary, example

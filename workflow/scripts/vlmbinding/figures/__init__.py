@@ -14,6 +14,7 @@ their correlation (section 6) and Grad-CAM on text-image similarity (section 7).
 from .comparison import model_comparison
 from .correlation import binding_scatter, superposition_scatter
 from .gradcam import gradcam_grid
+from .interventions import intervention_effects, intervention_example
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
 from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
 from .toy import zero_shot_bars
@@ -26,6 +27,8 @@ __all__ = [
     "entropy_histogram",
     "feature_neuron_gallery",
     "gradcam_grid",
+    "intervention_effects",
+    "intervention_example",
     "model_comparison",
     "patch_activation_maps",
     "save_figure",
