@@ -39,6 +39,7 @@ localrules:
     plot_correlation,
     plot_binding,
     plot_zero_shot,
+    plot_interventions,
     compare_models,
     tabulate_results,
     record_config,
@@ -53,6 +54,7 @@ include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/binding.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/interventions.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -83,6 +83,7 @@ def all_targets():
         targets.append(f"results/{name}/tables.html")
         if config["robustness"]["enabled"]:
             targets.append(f"results/{name}/figures/specification_curve.png")
+        targets += intervention_targets(name)
     return targets
 
 
@@ -125,8 +126,9 @@ def model_config(m):
     """The resolved architecture config of a models entry (hf-hub: the hub's config)."""
     try:
         # a random twin has the architecture of the weights it is the twin of
-        if weights_kind(m.get("twin_of", m["weights"])) == "hf-hub":
-            return hub_model_config(m["weights"])
+        weights = m.get("twin_of", m["weights"])
+        if weights_kind(weights) == "hf-hub":
+            return hub_model_config(weights)
         return architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg"))
     except (ValueError, OSError) as e:
         raise WorkflowError(f"models entry {m['name']!r}: {e}") from None
@@ -302,3 +304,34 @@ def robustness_layer_tables(wildcards):
         model=wildcards.model,
         layer=blocks,
     )
+
+
+# --- interventions (issue 11) ---------------------------------------------------------
+
+
+def intervention_params():
+    """The interventions block (tracked for reruns; `enabled` only picks targets)."""
+    block = {k: v for k, v in config["interventions"].items() if k != "enabled"}
+    return sorted_dict(block)
+
+
+def intervention_targets(name):
+    """The intervention figures of a model, when interventions.enabled."""
+    if not config["interventions"]["enabled"]:
+        return []
+    return [
+        f"results/{name}/figures/interventions.png",
+        f"results/{name}/figures/interventions_example.png",
+    ]
+
+
+def intervention_inputs(wildcards):
+    base = f"results/{wildcards.model}"
+    return {
+        "store": f"{base}/activations.zarr",
+        "images": "results/dataset/images.parquet",
+        "objects": "results/dataset/objects.parquet",
+        "superposition": f"{base}/superposition.parquet",
+        "feature_neurons": f"{base}/feature_neurons.parquet",
+        "weights": weights_input(wildcards),
+    }

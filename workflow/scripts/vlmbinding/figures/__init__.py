@@ -14,6 +14,7 @@ their correlation (section 6) and Grad-CAM on text-image similarity (section 7).
 from .comparison import model_comparison
 from .correlation import binding_scatter, superposition_scatter
 from .gradcam import gradcam_grid
+from .interventions import intervention_effects, intervention_example
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
 from .replicates import replicate_forest
 from .specification import specification_curve
@@ -28,6 +29,8 @@ __all__ = [
     "entropy_histogram",
     "feature_neuron_gallery",
     "gradcam_grid",
+    "intervention_effects",
+    "intervention_example",
     "model_comparison",
     "patch_activation_maps",
     "replicate_forest",
