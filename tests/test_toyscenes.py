@@ -158,3 +158,18 @@ def test_zero_shot_table_splits_seen_and_unseen():
     # Wilson interval of 1 in 2.
     assert table.loc[("seen", "color"), "ci_low"] == pytest.approx(0.0945, abs=1e-4)
     assert np.isfinite(table["ci_high"]).all()
+
+
+def test_model_comparison_quotes_unseen_zero_shot_accuracy():
+    from vlmbinding.compare import model_summary
+
+    zero_shot = pd.DataFrame(
+        {
+            "split": ["seen"] * 4 + ["unseen"] * 4,
+            "attribute": ["color", "shape", "position", "triple"] * 2,
+            "accuracy": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2],
+        }
+    )
+    empty = pd.DataFrame(columns=["metric", "space", "subset"])
+    row = model_summary("toy", empty, pd.DataFrame({"entropy": [1.0]}), zero_shot=zero_shot)
+    assert row["zero_shot_color"] == 0.5 and row["zero_shot_triple"] == 0.2

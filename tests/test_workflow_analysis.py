@@ -94,7 +94,12 @@ def test_analysis_tables_follow_the_contract(two_models):
     finite = cor[np.isfinite(cor["pearson_r"])]
     assert (finite["pearson_ci_low"] <= finite["pearson_ci_high"]).all()
     zero_shot = pd.read_csv(folder / "toy_model" / "zero_shot.tsv", sep="\t")
-    assert list(zero_shot["attribute"]) == ["color", "shape", "position", "triple"]
+    assert list(zero_shot["attribute"]) == ["color", "shape", "position", "triple"] * 2
+    assert list(zero_shot["split"]) == ["seen"] * 4 + ["unseen"] * 4
+    assert (zero_shot["n"] > 0).all()
+    cor_cols = {"feature_ci_low", "feature_ci_high", "mantel_p"}
+    assert cor_cols <= set(cor.columns)
+    assert (finite["feature_ci_low"] <= finite["feature_ci_high"]).all()
 
 
 def test_a_finished_run_plans_nothing(two_models):

@@ -44,7 +44,9 @@ if i.get("zero_shot"):
     sections.append(
         (
             "Toy model: zero-shot accuracy",
-            "Held-out single-object images matched against every one-object caption.",
+            "One-object test scenes (never training scenes) matched against every one-object "
+            "caption; split seen: combinations trained on inside other scenes, unseen: "
+            "combinations held out of training; ci_low/ci_high: 95% Wilson interval.",
             pd.read_csv(i.zero_shot, sep="\t"),
         )
     )
