@@ -51,6 +51,7 @@ include: "workflow/rules/neurons.smk"
 include: "workflow/rules/separability.smk"
 include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/binding.smk"
+include: "workflow/rules/null.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

@@ -124,3 +124,19 @@ def test_correlation_null_matches_a_brute_force_count():
     assert row["null_mean"] == pytest.approx(np.mean(r_null))
     assert row["p"] == pytest.approx((1 + np.sum(np.abs(r_null) >= abs(row["pearson_r"]))) / 50)
     assert out[out["subset"] == "no_position"]["n_pairs"].eq(55).all()
+
+
+def test_tables_page_sections_summarise_the_null():
+    from vlmbinding.tables import format_frame, null_sections
+
+    ids, presence = dataset()
+    neurons = neuron_tables(np.random.default_rng(5).normal(size=(len(ids), 100)), presence, ids, 8)
+    sep = pd.DataFrame(VOCAB.feature_pairs(), columns=["f1", "f2"]).assign(space="full")
+    sep["D"], sep["M"] = np.random.default_rng(2).random((2, len(sep)))
+    table, corr = nm.null_superposition_tables(neurons, presence, ids, VOCAB, sep, 20, 29, 0)
+    sections = null_sections(table, corr, top=5)
+    assert len(sections) == 2 and len(sections[0][2]) == 5
+    assert "29 permutations" in sections[0][1]
+    shown = sections[0][2]
+    assert shown["z"].abs().is_monotonic_decreasing
+    assert "null_mean" in format_frame(sections[1][2])

@@ -47,7 +47,10 @@ def test_both_models_get_their_results(two_models):
             "superposition.parquet",
             "separability.parquet",
             "correlation.parquet",
+            "superposition_null.parquet",
+            "superposition_null_correlation.parquet",
             "toy_model/zero_shot.tsv",
+            "toy_model/evaluation.tsv",
             "toy_model/checkpoint.pt",
         ):
             assert (folder / f).exists(), f
@@ -133,6 +136,7 @@ def test_n_neurons_reruns_only_selection_and_what_follows(two_models):
         "score_superposition",
         "correlate_superposition",
         "correlate_binding",
+        "superposition_null",
         "plot_neurons",
         "plot_correlation",
         "plot_binding",

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from vlmbinding.logs import to_file
-from vlmbinding.tables import HEADLINE_TEXT, headline_correlations, html_page
+from vlmbinding.tables import HEADLINE_TEXT, headline_correlations, html_page, null_sections
 
 to_file(snakemake.log[0])
 i = snakemake.input
@@ -40,6 +40,8 @@ sections = [
         pd.read_csv(i.localisation, sep="\t"),
     ),
 ]
+if i.get("null"):
+    sections += null_sections(pd.read_parquet(i.null), pd.read_parquet(i.null_correlation))
 if i.get("zero_shot"):
     sections.append(
         (

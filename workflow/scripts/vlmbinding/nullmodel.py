@@ -14,6 +14,7 @@ distribution, and the correlation of S with D or M a null distribution too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,8 @@ from scipy import sparse
 
 from .neurons import entropy_bits
 from .resampling import _rowwise_pearson
+
+log = logging.getLogger(__name__)
 
 NULL_COLUMNS = ["f1", "f2", "S", "null_mean", "null_sd", "z", "p", "n_perm"]
 NULL_CORRELATION_COLUMNS = [
@@ -187,3 +190,29 @@ def null_correlation(
                     }
                 )
     return pd.DataFrame(rows, columns=NULL_CORRELATION_COLUMNS)
+
+
+def null_superposition_tables(
+    neurons: pd.DataFrame,
+    presence: np.ndarray,
+    image_ids: Sequence[str],
+    vocab,
+    separability: pd.DataFrame,
+    n_neurons: int,
+    n_perm: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rule's two tables: per-pair null of S and the null of its correlation with D, M."""
+    table, null = null_superposition(
+        neurons, presence, image_ids, vocab.features, vocab.feature_pairs(), n_neurons, n_perm, seed
+    )
+    far = table[table["p"] <= 0.05]
+    log.info(
+        "%d of %d pairs have S outside the central 95%% of its null (%d permutations); "
+        "median |z| %.2f",
+        len(far),
+        len(table),
+        n_perm,
+        float(np.nanmedian(np.abs(table["z"]))),
+    )
+    return table, null_correlation(table, null, separability, vocab.feature_kinds)
