@@ -140,3 +140,21 @@ def test_tables_page_sections_summarise_the_null():
     shown = sections[0][2]
     assert shown["z"].abs().is_monotonic_decreasing
     assert "null_mean" in format_frame(sections[1][2])
+
+
+def test_null_figure_saves_reproducibly(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from vlmbinding import figures as fg
+
+    ids, presence = dataset()
+    neurons = neuron_tables(np.random.default_rng(6).normal(size=(len(ids), 100)), presence, ids, 8)
+    table, _ = nm.null_superposition(neurons, presence, ids, FEATURES, PAIRS, 20, 19, 0)
+    for name in ("a", "b"):
+        fg.save_figure(fg.superposition_null(table, label=3), tmp_path / f"{name}.png", dpi=50)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert plt.get_fignums() == []
+    fig = fg.superposition_null(table, label=3)
+    assert len(fig.axes[0].texts) == 3
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "p ≤ 0.05" in legend and "central 95%" in legend

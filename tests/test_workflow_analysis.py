@@ -62,6 +62,7 @@ def test_both_models_get_their_results(two_models):
             "superposition_vs_D",
             "superposition_vs_M",
             "binding_vs_S",
+            "superposition_null",
             "zero_shot",
         ]
         for figure in figures:
@@ -137,6 +138,7 @@ def test_n_neurons_reruns_only_selection_and_what_follows(two_models):
         "correlate_superposition",
         "correlate_binding",
         "superposition_null",
+        "plot_superposition_null",
         "plot_neurons",
         "plot_correlation",
         "plot_binding",

@@ -72,6 +72,7 @@ def all_targets():
         "superposition_vs_D",
         "superposition_vs_M",
         "binding_vs_S",
+        "superposition_null",
     ]
     for name, m in MODELS.items():
         names = figures + (["zero_shot"] if m["weights"] == "toy" else [])

@@ -20,3 +20,24 @@ rule superposition_null:
         vocabulary=vocabulary_params(),
     script:
         "../scripts/superposition_null.py"
+
+
+rule plot_superposition_null:
+    """Each pair's S against its null under permuted image labels."""
+    input:
+        table="results/{model}/superposition_null.parquet",
+    output:
+        png=report(
+            "results/{model}/figures/superposition_null.png",
+            caption="../report/superposition_null.rst",
+            category="{model}",
+            subcategory="3 Superposition and separability",
+            labels={"figure": "S against its null"},
+        ),
+        pdf="results/{model}/figures/superposition_null.pdf",
+    log:
+        "logs/plot_superposition_null/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/plot_superposition_null.py"

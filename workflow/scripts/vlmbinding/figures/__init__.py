@@ -15,6 +15,7 @@ from .comparison import model_comparison
 from .correlation import binding_scatter, superposition_scatter
 from .gradcam import gradcam_grid
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
+from .null import superposition_null
 from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
 from .toy import zero_shot_bars
 
@@ -29,6 +30,7 @@ __all__ = [
     "model_comparison",
     "patch_activation_maps",
     "save_figure",
+    "superposition_null",
     "superposition_scatter",
     "zero_shot_bars",
 ]
