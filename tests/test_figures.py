@@ -130,6 +130,25 @@ def zero_shot_table():
     )
 
 
+def split_zero_shot_table():
+    """As train_toy_model writes it: seen and unseen combinations, Wilson intervals."""
+    seen = zero_shot_table().assign(split="seen", ci_low=[0.85, 0.5, 0.1, 0.05], ci_high=0.99)
+    unseen = seen.assign(split="unseen", accuracy=[0.7, 0.4, np.nan, 0.02], ci_low=0.0)
+    return pd.concat([seen, unseen], ignore_index=True)
+
+
+def test_zero_shot_bars_show_seen_and_unseen_side_by_side():
+    fig = fg.zero_shot_bars(split_zero_shot_table(), "toy")
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["0.95", "0.60", "0.21", "0.10", "0.70", "0.40", "n/a", "0.02"]
+    legend = legend_texts(fig)
+    assert "unseen combinations (held out of training), n = 60" in legend
+    assert "seen combinations" in legend and "chance level" in legend
+    assert len(ax.patches) == 8
+    plt.close(fig)
+
+
 def summary_table(n=2):
     return pd.DataFrame(
         {
@@ -180,6 +199,7 @@ def builders(tables):
         "scatter_M_pca": lambda: fg.superposition_scatter(sup, sep, corr, "M", KINDS, "pca"),
         "binding": lambda: fg.binding_scatter(binding_tables(sup), sup, corr.iloc[0]),
         "zero_shot": lambda: fg.zero_shot_bars(zero_shot_table(), "toy CLIP"),
+        "zero_shot_split": lambda: fg.zero_shot_bars(split_zero_shot_table(), "toy CLIP"),
         "models": lambda: fg.model_comparison(summary_table()),
         "one_model": lambda: fg.model_comparison(summary_table(1)),
     }
@@ -194,6 +214,7 @@ NAMES = [
     "scatter_M_pca",
     "binding",
     "zero_shot",
+    "zero_shot_split",
     "models",
     "one_model",
 ]

@@ -47,7 +47,10 @@ def test_both_models_get_their_results(two_models):
             "superposition.parquet",
             "separability.parquet",
             "correlation.parquet",
+            "superposition_null.parquet",
+            "superposition_null_correlation.parquet",
             "toy_model/zero_shot.tsv",
+            "toy_model/evaluation.tsv",
             "toy_model/checkpoint.pt",
         ):
             assert (folder / f).exists(), f
@@ -59,6 +62,7 @@ def test_both_models_get_their_results(two_models):
             "superposition_vs_D",
             "superposition_vs_M",
             "binding_vs_S",
+            "superposition_null",
             "zero_shot",
         ]
         for figure in figures:
@@ -94,7 +98,12 @@ def test_analysis_tables_follow_the_contract(two_models):
     finite = cor[np.isfinite(cor["pearson_r"])]
     assert (finite["pearson_ci_low"] <= finite["pearson_ci_high"]).all()
     zero_shot = pd.read_csv(folder / "toy_model" / "zero_shot.tsv", sep="\t")
-    assert list(zero_shot["attribute"]) == ["color", "shape", "position", "triple"]
+    assert list(zero_shot["attribute"]) == ["color", "shape", "position", "triple"] * 2
+    assert list(zero_shot["split"]) == ["seen"] * 4 + ["unseen"] * 4
+    assert (zero_shot["n"] > 0).all()
+    cor_cols = {"feature_ci_low", "feature_ci_high", "mantel_p"}
+    assert cor_cols <= set(cor.columns)
+    assert (finite["feature_ci_low"] <= finite["feature_ci_high"]).all()
 
 
 def test_a_finished_run_plans_nothing(two_models):
@@ -128,6 +137,8 @@ def test_n_neurons_reruns_only_selection_and_what_follows(two_models):
         "score_superposition",
         "correlate_superposition",
         "correlate_binding",
+        "superposition_null",
+        "plot_superposition_null",
         "plot_neurons",
         "plot_correlation",
         "plot_binding",

@@ -76,6 +76,7 @@ def all_targets():
         "superposition_vs_D",
         "superposition_vs_M",
         "binding_vs_S",
+        "superposition_null",
     ]
     for name, m in MODELS.items():
         names = figures + (["zero_shot"] if m["weights"] == "toy" else [])
@@ -230,6 +231,11 @@ def selection_params():
     return {"n_neurons": a["n_neurons"], "ratio_threshold": a["ratio_threshold"]}
 
 
+def null_params():
+    a = config["analysis"]
+    return {"n_perm": a["null_permutations"], "seed": a["seed"]}
+
+
 def vocabulary_params():
     """The vocabulary (shapes, colors, positions): it fixes the features and their order."""
     return {kind: config["dataset"][kind] for kind in ("shapes", "colors", "positions")}
@@ -266,6 +272,8 @@ def result_tables(wildcards):
         "binding": f"{base}/binding/accuracy.tsv",
         "binding_per_count": f"{base}/binding/accuracy_per_count.tsv",
         "localisation": f"{base}/gradcam/localisation.tsv",
+        "null": f"{base}/superposition_null.parquet",
+        "null_correlation": f"{base}/superposition_null_correlation.parquet",
     }
     if MODELS[wildcards.model]["weights"] == "toy":
         tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"

@@ -1,9 +1,12 @@
 rule train_toy_model:
     """Train the offline toy CLIP on captioned toy scenes and test it zero-shot."""
+    input:
+        analysis_objects="results/dataset/objects.parquet",  # scenes training must avoid
     output:
         checkpoint=toy_checkpoint("{model}"),
         zero_shot="results/{model}/toy_model/zero_shot.tsv",
         curve="results/{model}/toy_model/training_curve.tsv",
+        evaluation="results/{model}/toy_model/evaluation.tsv",
     log:
         "logs/train_toy_model/{model}.log",
     benchmark:

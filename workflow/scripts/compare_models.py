@@ -46,7 +46,8 @@ with open(snakemake.output.html, "w") as f:
                     "with features permuted, _rho Spearman) over the pairs "
                     "in `subset`, in the `space` embedding; binding_accuracy: swapped-caption "
                     "test; r_binding: Pearson r of per-pair binding accuracy with S; "
-                    "entropies in bits over the analysed neurons; zero_shot_*: toy models.",
+                    "entropies in bits over the analysed neurons; zero_shot_*: toy models, on "
+                    "colour-shape-position combinations held out of training.",
                     summary,
                 )
             ],

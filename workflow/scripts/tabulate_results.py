@@ -3,7 +3,7 @@
 import pandas as pd
 
 from vlmbinding.logs import to_file
-from vlmbinding.tables import HEADLINE_TEXT, headline_correlations, html_page
+from vlmbinding.tables import HEADLINE_TEXT, headline_correlations, html_page, null_sections
 
 to_file(snakemake.log[0])
 i = snakemake.input
@@ -40,11 +40,15 @@ sections = [
         pd.read_csv(i.localisation, sep="\t"),
     ),
 ]
+if i.get("null"):
+    sections += null_sections(pd.read_parquet(i.null), pd.read_parquet(i.null_correlation))
 if i.get("zero_shot"):
     sections.append(
         (
             "Toy model: zero-shot accuracy",
-            "Held-out single-object images matched against every one-object caption.",
+            "One-object test scenes (never training scenes) matched against every one-object "
+            "caption; split seen: combinations trained on inside other scenes, unseen: "
+            "combinations held out of training; ci_low/ci_high: 95% Wilson interval.",
             pd.read_csv(i.zero_shot, sep="\t"),
         )
     )

@@ -57,7 +57,9 @@ def model_summary(
     for attribute in ("color", "shape", "position", "triple"):
         value = np.nan
         if zero_shot is not None:
-            hit = zero_shot.loc[zero_shot["attribute"] == attribute, "accuracy"]
+            # On combinations held out of training, where the table splits seen / unseen.
+            unseen = zero_shot["split"].eq("unseen") if "split" in zero_shot else True
+            hit = zero_shot.loc[(zero_shot["attribute"] == attribute) & unseen, "accuracy"]
             value = float(hit.iloc[0]) if len(hit) else np.nan
         out[f"zero_shot_{attribute}"] = value
     return out

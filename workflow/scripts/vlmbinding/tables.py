@@ -83,3 +83,30 @@ def headline_correlations(table: pd.DataFrame) -> pd.DataFrame:
     """
     keep = [c for c in HEADLINE_COLUMNS if c in table.columns]
     return table[keep].rename(columns=HEADLINE_COLUMNS)
+
+
+def null_sections(null: pd.DataFrame, correlation: pd.DataFrame, top: int = 12):
+    """Two table-page sections for the null model of S (superposition_null*.parquet)."""
+    n_perm = int(null["n_perm"].iloc[0]) if len(null) else 0
+    far = int((null["p"] <= 0.05).sum())
+    ranked = null.reindex(null["z"].abs().sort_values(ascending=False).index).head(top)
+    return [
+        (
+            "Superposition S against its null (image labels permuted)",
+            f"S of each pair against {n_perm} permutations of the images' labels (the rows "
+            "of the presence matrix: features keep their frequencies; every neuron keeps its "
+            "top-k images; the feature neurons are reselected each time). null_mean/null_sd: "
+            "what the features' frequencies alone give; z = (S - null_mean) / null_sd; p: "
+            f"two-sided permutation p. {far} of {len(null)} pairs have p <= 0.05; the {top} "
+            "pairs farthest from their null are listed (all in superposition_null.parquet).",
+            ranked.drop(columns="n_perm"),
+        ),
+        (
+            "Correlation of S with D and M against the null S",
+            "pearson_r: the observed S with D or M; null_mean/null_sd: r of the null S "
+            "(image labels permuted) with the same D or M; p: how often the null r is as far "
+            "from 0. A small p means the S-D (or S-M) relation is more than the features' "
+            "frequencies produce.",
+            correlation,
+        ),
+    ]

@@ -16,6 +16,7 @@ from .correlation import binding_scatter, superposition_scatter
 from .gradcam import gradcam_grid
 from .interventions import intervention_effects, intervention_example
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
+from .null import superposition_null
 from .replicates import replicate_forest
 from .specification import specification_curve
 from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
@@ -36,6 +37,7 @@ __all__ = [
     "replicate_forest",
     "save_figure",
     "specification_curve",
+    "superposition_null",
     "superposition_scatter",
     "zero_shot_bars",
 ]

@@ -1,0 +1,43 @@
+rule superposition_null:
+    """S under permuted image labels: each pair's null and the correlation's null (issue 10)."""
+    input:
+        neurons="results/{model}/neurons.parquet",
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+        separability="results/{model}/separability.parquet",
+    output:
+        table="results/{model}/superposition_null.parquet",
+        correlation="results/{model}/superposition_null_correlation.parquet",
+    log:
+        "logs/superposition_null/{model}.log",
+    benchmark:
+        "benchmarks/superposition_null/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        null=null_params(),
+        selection=selection_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/superposition_null.py"
+
+
+rule plot_superposition_null:
+    """Each pair's S against its null under permuted image labels."""
+    input:
+        table="results/{model}/superposition_null.parquet",
+    output:
+        png=report(
+            "results/{model}/figures/superposition_null.png",
+            caption="../report/superposition_null.rst",
+            category="{model}",
+            subcategory="3 Superposition and separability",
+            labels={"figure": "S against its null"},
+        ),
+        pdf="results/{model}/figures/superposition_null.pdf",
+    log:
+        "logs/plot_superposition_null/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/plot_superposition_null.py"

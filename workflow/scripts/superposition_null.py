@@ -1,0 +1,24 @@
+"""Rule superposition_null: S and its correlation with D and M under permuted image labels."""
+
+import pandas as pd
+
+from vlmbinding.io import dataset_presence
+from vlmbinding.logs import to_file
+from vlmbinding.nullmodel import null_superposition_tables
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+vocab = Vocabulary.from_config(snakemake.params.vocabulary)
+image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.objects, vocab)
+table, correlation = null_superposition_tables(
+    pd.read_parquet(snakemake.input.neurons),
+    presence,
+    image_ids,
+    vocab,
+    pd.read_parquet(snakemake.input.separability),
+    n_neurons=snakemake.params.selection["n_neurons"],
+    n_perm=snakemake.params.null["n_perm"],
+    seed=snakemake.params.null["seed"],
+)
+table.to_parquet(snakemake.output.table, index=False)
+correlation.to_parquet(snakemake.output.correlation, index=False)
