@@ -157,3 +157,33 @@ def test_the_replicate_forest_plot_draws(tmp_path):
     fig = figures.replicate_forest(summary, pool_replicates(summary))
     figures.save_figure(fig, tmp_path / "forest.png")
     assert (tmp_path / "forest.png").stat().st_size > 10_000
+
+
+def test_the_pooled_interval_covers_the_common_correlation_as_often_as_advertised():
+    # Replicates of one true correlation, each estimated with its own known error on the
+    # z scale (the unit is the replicate): the 95% pooled interval covers the truth in about
+    # 95% of 400 seeds, and Cochran's Q is chi-square(k - 1), so its p-values are uniform.
+    from scipy import stats as st
+
+    true_z, k, covered, q_p = np.arctanh(-0.3), 5, 0, []
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        se = rng.uniform(0.1, 0.3, size=k)
+        out = random_effects(np.tanh(true_z + rng.normal(0, se)), se)
+        covered += out["ci_low"] <= np.tanh(true_z) <= out["ci_high"]
+        q_p.append(st.chi2.sf(out["Q"], k - 1))
+    assert 0.91 <= covered / 400 <= 0.99
+    assert st.kstest(q_p, "uniform").pvalue > 0.01
+
+
+def test_heterogeneity_between_replicates_is_found():
+    # the seeds really differ (between-replicate sd 0.4 on z, own errors 0.1): I2 is high
+    rng = np.random.default_rng(0)
+    z = np.arctanh(0.2) + rng.normal(0, 0.4, size=12)
+    se = np.full(12, 0.1)
+    out = random_effects(np.tanh(z + rng.normal(0, se)), se)
+    assert out["I2"] > 0.6 and out["tau2"] > 0.05
+    # and the pooled interval is wider than the fixed-effect one would be
+    assert out["ci_high"] - out["ci_low"] > np.tanh(0.2 + 1.96 * 0.1 / np.sqrt(12)) - np.tanh(
+        0.2 - 1.96 * 0.1 / np.sqrt(12)
+    )

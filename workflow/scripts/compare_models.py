@@ -47,9 +47,19 @@ with open(snakemake.output.html, "w") as f:
                     "in `subset`, in the `space` embedding; binding_accuracy: swapped-caption "
                     "test; r_binding: Pearson r of per-pair binding accuracy with S; "
                     "entropies in bits over the analysed neurons; zero_shot_*: toy models, on "
-                    "colour-shape-position combinations held out of training.",
+                    "colour-shape-position combinations held out of training; base: the config "
+                    "entry a replicate belongs to; role: trained | random.",
                     summary,
-                )
+                ),
+                (
+                    "Replicates pooled per base model",
+                    "Random-effects (DerSimonian-Laird, Fisher z) pool of the trained "
+                    "replicates' r: r_pooled with its 95% interval, tau2 the between-seed "
+                    "variance, I2 the share of the spread beyond the replicates' own "
+                    "uncertainty, r_mean and r_sd over the replicates; se_source: which "
+                    "interval gave each replicate's weight.",
+                    pooled,
+                ),
             ],
         )
     )

@@ -162,10 +162,14 @@ def layer_affinity_grid(
         )
     top_ks = sorted({int(k) for k in top_ks})
     n_units = mlp_out_layer.shape[2]
+    # One widening for all reductions: numpy reduces float16 several times slower than
+    # float32 (the max above all), and reduce_tokens accumulates in float32 either way,
+    # so the values are the same (the tests compare with neuron_table on float16).
+    acts = np.asarray(mlp_out_layer, dtype=np.float32)
     tables = []
     for how in reductions:
         for tokens in token_sets:
-            order = top_k_images(reduce_tokens(mlp_out_layer, how, tokens), top_ks[-1])
+            order = top_k_images(reduce_tokens(acts, how, tokens), top_ks[-1])
             for k in top_ks:
                 aff = affinities(order[:k], presence)
                 tables.append(
