@@ -42,6 +42,9 @@ localrules:
     compare_models,
     tabulate_results,
     record_config,
+    correlate_beyond_pixels,
+    tabulate_sanity,
+    plot_sanity,
 
 
 include: "workflow/rules/dataset.smk"
@@ -51,6 +54,7 @@ include: "workflow/rules/neurons.smk"
 include: "workflow/rules/separability.smk"
 include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/binding.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

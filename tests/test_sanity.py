@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlmbinding import controls, sanity
+from vlmbinding import controls, sanity, verdicts
 from vlmbinding.stats import correlation_table
 from vlmbinding.vocab import Vocabulary
 
@@ -111,9 +111,9 @@ def test_the_table_has_the_contracts_columns_and_rows(tables):
     assert stats.loc["r(S, M), all pairs", "survives"]
     assert stats.loc["binding accuracy (swapped captions)", "survives"]
     assert stats.loc["median neuron entropy (bits)", "survives"]
-    sentences = sanity.sanity_sentences(table)
+    sentences = verdicts.sanity_sentences(table)
     assert len(sentences) == len(table) and "features resampled" in sentences[2]
-    assert "Survive the controls: median neuron entropy" in sanity.sanity_summary(table)
+    assert "Survive the controls: median neuron entropy" in verdicts.sanity_summary(table)
 
 
 def test_a_model_against_itself_survives_nothing(tables):
@@ -146,11 +146,11 @@ def test_verdicts_follow_the_numbers():
         "trained_mantel_p": 0.01,
         "random_mantel_p": 0.5,
     }
-    assert sanity.verdict({**base, "kind": "correlation"})[0]
-    assert not sanity.verdict({**base, "kind": "correlation", "trained_mantel_p": 0.2})[0]
-    no, why = sanity.verdict(
+    assert verdicts.verdict({**base, "kind": "correlation"})[0]
+    assert not verdicts.verdict({**base, "kind": "correlation", "trained_mantel_p": 0.2})[0]
+    no, why = verdicts.verdict(
         {**base, "kind": "correlation", "difference_ci_low": -0.1, "random_mantel_p": 0.01}
     )
     assert not no and "twin's own correlation is significant" in why
-    assert sanity.verdict({**base, "kind": "beyond_pixels"})[0]
-    assert not sanity.verdict({**base, "kind": "accuracy", "difference_ci_low": -0.1})[0]
+    assert verdicts.verdict({**base, "kind": "beyond_pixels"})[0]
+    assert not verdicts.verdict({**base, "kind": "accuracy", "difference_ci_low": -0.1})[0]

@@ -26,8 +26,8 @@ import pandas as pd
 from .controls import _refit_residuals
 from .resampling import feature_resamples, resampled_pairs, rowwise_correlation
 from .stats import SUBSETS, attach_scores, pairs_to_matrix
+from .verdicts import verdict
 
-ALPHA = 0.05
 LEVEL = 0.95
 SANITY_COLUMNS = [
     "statistic",
@@ -311,46 +311,6 @@ def beyond_pixel_rows(
 # --- the table and its verdicts -------------------------------------------------------------
 
 
-def _excludes_zero(row) -> bool:
-    return bool(row["difference_ci_low"] > 0 or row["difference_ci_high"] < 0)
-
-
-def verdict(row: dict) -> tuple[bool, str]:
-    """Whether a statistic survives the controls, and why, from the row's numbers."""
-    differs = _excludes_zero(row)
-    if row["kind"] == "correlation":
-        if not row["trained_mantel_p"] < ALPHA:
-            return False, (
-                f"not significant in the trained model (Mantel p = {row['trained_mantel_p']:.3g}),"
-                " so there is no effect for the controls to confirm"
-            )
-        if differs:
-            return True, "survives: significant in the trained model and different from its twin"
-        twin = (
-            f"; the twin's own correlation is significant too (p = {row['random_mantel_p']:.3g})"
-            if row["random_mantel_p"] < ALPHA
-            else ""
-        )
-        return (
-            False,
-            "does not survive: the untrained twin's value is within the difference's interval"
-            + twin,
-        )
-    if row["kind"] == "beyond_pixels":
-        if row["trained_mantel_p"] < ALPHA:
-            return True, (
-                "survives the pixel baseline: S goes with what the pixels do not explain "
-                f"(partial Mantel p = {row['trained_mantel_p']:.3g})"
-            )
-        return False, (
-            "does not survive the pixel baseline: beyond what the pixels explain, S does not go "
-            f"with the model's separability (partial Mantel p = {row['trained_mantel_p']:.3g})"
-        )
-    if differs:
-        return True, "survives: the trained model differs from its untrained twin"
-    return False, "does not survive: the untrained twin gives the same within the interval"
-
-
 def sanity_table(
     trained: dict,
     random: dict,
@@ -418,35 +378,3 @@ def sanity_table(
         row.setdefault("random_mantel_p", float("nan"))
         row["survives"], row["verdict"] = verdict(row)
     return pd.DataFrame(rows)[SANITY_COLUMNS]
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if not np.isfinite(v) else f"{v:.3g}"
-
-
-def sanity_sentences(table: pd.DataFrame) -> list[str]:
-    """One sentence per statistic, with the numbers it rests on."""
-    out = []
-    for row in table.itertuples(index=False):
-        pix = f"; pixel baseline {_fmt(row.pixels)}" if np.isfinite(row.pixels) else ""
-        p = ""
-        if np.isfinite(row.trained_mantel_p):
-            p = f" (Mantel p {_fmt(row.trained_mantel_p)} and {_fmt(row.random_mantel_p)})"
-        out.append(
-            f"{row.statistic}: trained {_fmt(row.trained)} [{_fmt(row.trained_ci_low)}, "
-            f"{_fmt(row.trained_ci_high)}], untrained twin {_fmt(row.random)} "
-            f"[{_fmt(row.random_ci_low)}, {_fmt(row.random_ci_high)}]{p}{pix}; difference "
-            f"{_fmt(row.difference)} [{_fmt(row.difference_ci_low)}, "
-            f"{_fmt(row.difference_ci_high)}] ({row.unit} resampled): {row.verdict}."
-        )
-    return out
-
-
-def sanity_summary(table: pd.DataFrame) -> str:
-    """Which statistics survive the controls and which do not, in one paragraph."""
-    survive = table.loc[table["survives"], "statistic"].tolist()
-    fail = table.loc[~table["survives"], "statistic"].tolist()
-    parts = []
-    parts.append("Survive the controls: " + ("; ".join(survive) if survive else "none") + ".")
-    parts.append("Do not survive: " + ("; ".join(fail) if fail else "none") + ".")
-    return " ".join(parts)

@@ -15,6 +15,7 @@ from .comparison import model_comparison
 from .correlation import binding_scatter, superposition_scatter
 from .gradcam import gradcam_grid
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
+from .sanity import sanity_panels
 from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
 from .toy import zero_shot_bars
 
@@ -28,6 +29,7 @@ __all__ = [
     "gradcam_grid",
     "model_comparison",
     "patch_activation_maps",
+    "sanity_panels",
     "save_figure",
     "superposition_scatter",
     "zero_shot_bars",
