@@ -39,6 +39,8 @@ SANITY_COLUMNS = [
     "random_ci_low",
     "random_ci_high",
     "pixels",
+    "pixels_ci_low",
+    "pixels_ci_high",
     "difference",
     "difference_ci_low",
     "difference_ci_high",
@@ -236,9 +238,14 @@ def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, 
                 random["superposition"], random["separability"], space, metric, features
             )
             d_ci = feature_bootstrap_difference(resampled_correlation, mt, mr, n_boot, seed)
-            pixels = float("nan")
+            pixels = (float("nan"),) * 3
             if trained.get("beyond") is not None:
-                pixels = float(_pick(trained["beyond"], metric, space, subset)["pixels_r"])
+                b = _pick(trained["beyond"], metric, space, subset)
+                pixels = (
+                    float(b["pixels_r"]),
+                    float(b["pixels_ci_low"]),
+                    float(b["pixels_ci_high"]),
+                )
             rows.append(
                 {
                     "statistic": f"r(S, {metric}), {SUBSET_WORDS[subset]}",
@@ -252,7 +259,9 @@ def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, 
                         float(ct["mantel_r"] - cr["mantel_r"]),
                         d_ci,
                     ),
-                    "pixels": pixels,
+                    "pixels": pixels[0],
+                    "pixels_ci_low": pixels[1],
+                    "pixels_ci_high": pixels[2],
                     "trained_mantel_p": float(ct["mantel_p"]),
                     "random_mantel_p": float(cr["mantel_p"]),
                 }
@@ -373,7 +382,8 @@ def sanity_table(
         }
     )
     for row in rows:
-        row.setdefault("pixels", float("nan"))
+        for key in ("pixels", "pixels_ci_low", "pixels_ci_high"):
+            row.setdefault(key, float("nan"))
         row.setdefault("trained_mantel_p", float("nan"))
         row.setdefault("random_mantel_p", float("nan"))
         row["survives"], row["verdict"] = verdict(row)
