@@ -43,6 +43,9 @@ localrules:
     compare_models,
     tabulate_results,
     record_config,
+    correlate_beyond_pixels,
+    tabulate_sanity,
+    plot_sanity,
 
 
 include: "workflow/rules/dataset.smk"
@@ -54,6 +57,7 @@ include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/binding.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/null.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/interventions.smk"
 include: "workflow/rules/report.smk"

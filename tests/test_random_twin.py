@@ -155,3 +155,8 @@ def test_a_twin_of_a_hugging_face_text_tower_is_refused_with_the_fix(tmp_path):
     }
     with pytest.raises(models.WeightsUnavailable, match="random_twin: false"):
         models.random_model(entry, arch_dir=cfg_dir)
+
+
+def test_the_switch_does_not_change_the_models_own_entry():
+    entries = model_entries({"models": [{**TOY, "random_twin": None}], "controls": {}})
+    assert entries[0] == {**TOY, "base": "toy", "role": "trained"}

@@ -85,6 +85,7 @@ def all_targets():
         if config["robustness"]["enabled"]:
             targets.append(f"results/{name}/figures/specification_curve.png")
         targets += intervention_targets(name)
+    targets += control_targets()
     return targets
 
 
@@ -343,3 +344,65 @@ def intervention_inputs(wildcards):
         "feature_neurons": f"{base}/feature_neurons.parquet",
         "weights": weights_input(wildcards),
     }
+# --- sanity controls (issue 14) ---------------------------------------------------------
+
+from vlmbinding.entries import random_twin_of  # noqa: E402
+
+
+def twin_of(name):
+    """The random twin that controls trained model `name`, or None."""
+    return random_twin_of(list(MODELS.values()), name)
+
+
+def pixel_model(name):
+    """Whose pixel baseline a model uses: its own; a twin its trained model's (the same
+    inputs: the twin has the trained model's preprocessing)."""
+    m = MODELS[name]
+    if m["role"] != "random":
+        return name
+    return next(
+        n for n, e in MODELS.items() if e["base"] == m["base"] and e["role"] != "random"
+    )
+
+
+def pixel_separability_input(wildcards):
+    return f"results/{pixel_model(wildcards.model)}/separability_pixels.parquet"
+
+
+def sanity_inputs(wildcards):
+    """The trained model's and its twin's tables the sanity table compares."""
+    files = {
+        "neurons": "neurons.parquet",
+        "superposition": "superposition.parquet",
+        "separability": "separability.parquet",
+        "correlation": "correlation.parquet",
+        "trials": "binding/trials.parquet",
+        "shares": "gradcam/shares.parquet",
+    }
+    if config["controls"]["pixel_baseline"]:
+        files["beyond"] = "controls/beyond_pixels.parquet"
+    out = {}
+    for prefix, name in (
+        ("trained", wildcards.model),
+        ("random", twin_of(wildcards.model)),
+    ):
+        out |= {f"{prefix}_{k}": f"results/{name}/{v}" for k, v in files.items()}
+    if config["controls"]["pixel_baseline"]:
+        out["trained_pixel_separability"] = pixel_separability_input(wildcards)
+    return out
+
+
+def control_targets():
+    """The sanity table and figure of every model with a twin; the pixel baseline's tables."""
+    targets = []
+    for name, m in MODELS.items():
+        if m["role"] == "random":
+            continue
+        if config["controls"]["pixel_baseline"]:
+            targets.append(f"results/{name}/controls/beyond_pixels.parquet")
+        if twin_of(name):
+            targets += [
+                f"results/{name}/controls/sanity.html",
+                f"results/{name}/figures/sanity.png",
+            ]
+    return targets

@@ -101,7 +101,8 @@ def add_random_twins(entries: list[dict], config: dict) -> list[dict]:
             last[entry["base"]] = i
     out = []
     for i, entry in enumerate(entries):
-        out.append(entry)
+        # the switch is not part of what identifies a model's results (no reruns for it)
+        out.append({k: v for k, v in entry.items() if k != "random_twin"})
         base = entry.get("base")
         if last.get(base) == i and wants_twin(config_entries[base], config):
             parent = config_entries[base]

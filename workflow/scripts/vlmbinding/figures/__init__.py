@@ -18,6 +18,7 @@ from .interventions import intervention_effects, intervention_example
 from .neurons import entropy_histogram, feature_neuron_gallery, patch_activation_maps
 from .null import superposition_null
 from .replicates import replicate_forest
+from .sanity import sanity_panels
 from .specification import specification_curve
 from .style import SWAPPED_COLOR, TRUE_COLOR, _upsample_nearest, save_figure
 from .toy import zero_shot_bars
@@ -35,6 +36,7 @@ __all__ = [
     "model_comparison",
     "patch_activation_maps",
     "replicate_forest",
+    "sanity_panels",
     "save_figure",
     "specification_curve",
     "superposition_null",

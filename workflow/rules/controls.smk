@@ -1,0 +1,88 @@
+rule measure_pixel_separability:
+    """The pixel baseline: D and M of every pair on the model's input tensors (issue 14)."""
+    input:
+        images="results/dataset/images.parquet",
+        objects="results/dataset/objects.parquet",
+        weights=weights_input,
+    output:
+        table="results/{model}/separability_pixels.parquet",
+    log:
+        "logs/measure_pixel_separability/{model}.log",
+    benchmark:
+        "benchmarks/measure_pixel_separability/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 2
+    params:
+        model=model_params,
+        preprocess=config["activations"]["preprocess"],
+        pca_variance=config["analysis"]["pca_variance"],
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/measure_pixel_separability.py"
+
+
+rule correlate_beyond_pixels:
+    """S against the residual of the model's D and M on the pixels' D and M."""
+    input:
+        superposition="results/{model}/superposition.parquet",
+        separability="results/{model}/separability.parquet",
+        pixels=pixel_separability_input,
+    output:
+        table="results/{model}/controls/beyond_pixels.parquet",
+    log:
+        "logs/correlate_beyond_pixels/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        statistics=correlation_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/correlate_beyond_pixels.py"
+
+
+rule tabulate_sanity:
+    """The trained model against its random twin and the pixels: one row per statistic."""
+    input:
+        unpack(sanity_inputs),
+    output:
+        table="results/{model}/controls/sanity.parquet",
+        html=report(
+            "results/{model}/controls/sanity.html",
+            caption="../report/sanity_table.rst",
+            category="{model}",
+            subcategory="0 Sanity controls",
+            labels={"figure": "sanity table"},
+        ),
+    log:
+        "logs/tabulate_sanity/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        space=config["figures"]["space"],
+        entropy_threshold=config["controls"]["entropy_threshold"],
+        statistics=correlation_params(),
+        vocabulary=vocabulary_params(),
+    script:
+        "../scripts/tabulate_sanity.py"
+
+
+rule plot_sanity:
+    """The sanity table as a figure: trained, twin and pixels side by side."""
+    input:
+        table="results/{model}/controls/sanity.parquet",
+    output:
+        png=report(
+            "results/{model}/figures/sanity.png",
+            caption="../report/sanity.rst",
+            category="{model}",
+            subcategory="0 Sanity controls",
+            labels={"figure": "sanity controls"},
+        ),
+        pdf="results/{model}/figures/sanity.pdf",
+    log:
+        "logs/plot_sanity/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/plot_sanity.py"

@@ -1,0 +1,40 @@
+"""Rule tabulate_sanity: the trained model against its random twin and the pixel baseline."""
+
+import pandas as pd
+
+from vlmbinding.logs import to_file
+from vlmbinding.sanity import sanity_table
+from vlmbinding.tables import html_page
+from vlmbinding.verdicts import sanity_page_sections
+from vlmbinding.vocab import Vocabulary
+
+to_file(snakemake.log[0])
+i, p = snakemake.input, snakemake.params
+
+
+def tables(prefix):
+    def read(name):
+        path = i.get(f"{prefix}_{name}")
+        if not path:
+            return None
+        return pd.read_csv(path, sep="\t") if path.endswith(".tsv") else pd.read_parquet(path)
+
+    names = ("neurons", "superposition", "separability", "correlation", "trials", "shares")
+    out = {name: read(name) for name in names}
+    out["beyond"] = read("beyond")
+    out["pixel_separability"] = read("pixel_separability")
+    return out
+
+
+table = sanity_table(
+    tables("trained"),
+    tables("random"),
+    Vocabulary.from_config(p.vocabulary).feature_kinds,
+    space=p.space,
+    entropy_threshold=p.entropy_threshold,
+    n_boot=p.statistics["bootstrap"],
+    seed=p.statistics["seed"],
+)
+table.to_parquet(snakemake.output.table, index=False)
+with open(snakemake.output.html, "w") as f:
+    f.write(html_page(f"{snakemake.wildcards.model}: sanity controls", sanity_page_sections(table)))
