@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 from vlmbinding.stats import correlation_table
 from vlmbinding.vocab import Vocabulary
@@ -19,4 +20,4 @@ table = correlation_table(
     seed=p["seed"],
     metrics=["accuracy"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

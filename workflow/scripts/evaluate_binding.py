@@ -7,6 +7,7 @@ import torch
 
 from vlmbinding import binding as bd
 from vlmbinding.activations import choose_preprocess, load_images
+from vlmbinding.atomic import write_parquet
 from vlmbinding.gradcam import text_embeddings
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
@@ -47,7 +48,7 @@ accuracy = bd.binding_accuracy(scored, vocab.features)
 log.info(
     f"binding accuracy {accuracy['overall']['accuracy'].iloc[0]:.3f} over {len(scored)} trials"
 )
-scored.to_parquet(snakemake.output.trials, index=False)
+write_parquet(scored, snakemake.output.trials)
 accuracy["overall"].to_csv(snakemake.output.overall, sep="\t", index=False)
 accuracy["per_count"].to_csv(snakemake.output.per_count, sep="\t", index=False)
-accuracy["per_pair"].to_parquet(snakemake.output.per_pair, index=False)
+write_parquet(accuracy["per_pair"], snakemake.output.per_pair)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from vlmbinding import gradcam as gc
 from vlmbinding.activations import choose_preprocess
+from vlmbinding.atomic import write_parquet
 from vlmbinding.binding import binding_prompts
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
@@ -52,6 +53,6 @@ for n, row in enumerate(chosen.itertuples(index=False)):
     log.info(f"explained image {n + 1}/{len(chosen)}: {row.image_id}")
 
 shares = pd.concat(tables, ignore_index=True)
-shares.to_parquet(snakemake.output.shares, index=False)
+write_parquet(shares, snakemake.output.shares)
 gc.localisation_summary(shares).to_csv(snakemake.output.summary, sep="\t", index=False)
 np.savez_compressed(snakemake.output.maps, image_ids=chosen["image_id"].to_numpy(str), **saved)
