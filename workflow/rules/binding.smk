@@ -15,9 +15,11 @@ rule evaluate_binding:
         "benchmarks/evaluate_binding/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
-    threads: 2
+    threads: job_threads("explain")
     resources:
         gpu=1,
+        mem_mb=job_mem_mb("explain"),
+        runtime=job_runtime("explain"),
     params:
         model=model_params,
         template=binding_template,

@@ -275,3 +275,54 @@ def result_tables(wildcards):
     if MODELS[wildcards.model]["weights"] == "toy":
         tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"
     return tables
+
+
+# --- resources ------------------------------------------------------------------------
+
+from vlmbinding import resources as res  # noqa: E402
+
+_CONFIGS = {}
+
+
+def _job_model_config(wildcards):
+    """The model's resolved config (read once per model)."""
+    name = wildcards.model
+    if name not in _CONFIGS:
+        _CONFIGS[name] = model_config(MODELS[name])
+    return _CONFIGS[name]
+
+
+def _job_images(stage):
+    """What a job's run time scales with (vlmbinding.resources.runtime_min)."""
+    if stage == "explain":
+        g = config["gradcam"]
+        return 10 * max(g["n_images"], len(g["images"]))  # ~10 prompts per image
+    if stage == "train":
+        return config["toy"]["scenes"] * config["toy"]["epochs"]
+    return number_of_images()
+
+
+def job_threads(stage):
+    """Threads of a model job from the model's size (2 for toy models, 8 for ViT-L)."""
+    return lambda wildcards: res.threads(stage, _job_model_config(wildcards))
+
+
+def job_mem_mb(stage):
+    """Memory (MB) of a job from the model's geometry; doubled on a retry."""
+
+    def mem_mb(wildcards, attempt):
+        cfg = None if stage == "dataset" else _job_model_config(wildcards)
+        n, batch = number_of_images(), config["activations"]["batch_size"]
+        return res.mem_mb(stage, cfg, n, batch, attempt)
+
+    return mem_mb
+
+
+def job_runtime(stage):
+    """Run-time limit (minutes) of a job from the model's geometry; doubled on a retry."""
+
+    def runtime(wildcards, attempt):
+        cfg = None if stage == "dataset" else _job_model_config(wildcards)
+        return res.runtime_min(stage, cfg, _job_images(stage), attempt)
+
+    return runtime
