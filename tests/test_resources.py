@@ -17,7 +17,9 @@ from vlmbinding.archs import architecture_config
 TOY = json.loads((REPO / "resources" / "models" / "toy-vit.json").read_text())
 
 
-@pytest.mark.parametrize("stage", ["extract", "explain", "train", "layer", "separability"])
+@pytest.mark.parametrize(
+    "stage", ["extract", "explain", "binding", "train", "layer", "separability"]
+)
 def test_larger_models_and_datasets_ask_for_more(stage):
     large = architecture_config("ViT-L-14")
     assert res.mem_mb(stage, large, 500) >= res.mem_mb(stage, TOY, 500)

@@ -15,7 +15,7 @@ from .archs import vision_geometry
 
 BASE_MB = 2000  # torch, open_clip and a CUDA context before the first image (~1.8 GB)
 CPU_FLOPS = 20e9  # a pessimistic rate for run-time limits (no GPU, few cores)
-STAGES = ("extract", "explain", "train", "layer", "separability", "dataset")
+STAGES = ("extract", "explain", "binding", "train", "layer", "separability", "dataset")
 
 
 def parameter_count(cfg: dict) -> int:
@@ -42,6 +42,8 @@ def mem_mb(stage: str, cfg: dict, n_images: int, batch_size: int = 32, attempt: 
         need = BASE_MB + weights + 3 * batch_size * per_image
     elif stage == "explain":  # model, gradients, one image's activations at a time
         need = BASE_MB + 3 * weights + 4 * per_image
+    elif stage == "binding":  # model, batches of 64 images without hooks
+        need = BASE_MB + weights + 64 * 4 * v["tokens"] * v["width"] * 4 / 1e6
     elif stage == "train":
         need = BASE_MB + 4 * weights + 3 * batch_size * per_image
     elif stage == "layer":  # one layer of the store (float16) and its float32 reduction
@@ -69,13 +71,13 @@ def runtime_min(stage: str, cfg: dict, n_images: int, attempt: int = 1) -> int:
     elif stage == "separability":
         seconds = n_images * 0.05
     else:
-        seconds = (1 if stage == "extract" else 3) * n_images * forward_s
+        seconds = (1 if stage in ("extract", "binding") else 3) * n_images * forward_s
     return int(10 + math.ceil(2 * seconds / 60)) * attempt
 
 
 def threads(stage: str, cfg: dict) -> int:
     """Threads of a model job: 2 for small models, up to 8 for ViT-L and larger."""
-    if stage not in ("extract", "explain", "train"):
+    if stage not in ("extract", "explain", "binding", "train"):
         return 1
     params = parameter_count(cfg)
     return 2 if params < 50e6 else 4 if params < 200e6 else 8
