@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: venv test test-slurm demo lint format clean
+.PHONY: venv test test-slurm demo lint format config-doc clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ lint: venv
 format: venv
 	$(BIN)/snakefmt Snakefile workflow/rules
 	$(BIN)/ruff format workflow tests benchmarks
+
+# config/README.md from config/schema.yaml (tests/test_config_files.py keeps them in step)
+config-doc: venv
+	PYTHONPATH=workflow/scripts $(BIN)/python -m vlmbinding.configdoc
 
 clean:
 	rm -rf results logs benchmarks/*.tsv .snakemake

@@ -60,3 +60,18 @@ def test_transparency_becomes_white_not_black():
     assert np.asarray(views.to_rgb(gray))[0, 0].tolist() == [128, 128, 128]
     la = Image.new("LA", (2, 2), (0, 0))
     assert np.asarray(views.to_rgb(la))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_boxes_move_into_the_region_the_model_saw():
+    import pandas as pd
+
+    objects = pd.DataFrame({"x0": [460, 440], "y0": [10, 0], "x1": [500, 470], "y1": [50, 20]})
+    inside = views.boxes_in_region(objects, (450, 0, 550, 100))
+    assert inside.values.tolist() == [[10, 10, 50, 50], [0, 0, 20, 20]]
+
+
+def test_rgb_images_stay_usable_after_their_file_is_closed(tmp_path):
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "a.png")
+    with Image.open(tmp_path / "a.png") as im:
+        rgb = views.to_rgb(im)
+    assert np.asarray(rgb.resize((2, 2)))[0, 0].tolist() == [1, 2, 3]

@@ -11,9 +11,11 @@ rule extract_activations:
         "benchmarks/extract_activations/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
-    threads: 2
+    threads: job_threads("extract")
     resources:
         gpu=1,
+        mem_mb=job_mem_mb("extract"),
+        runtime=job_runtime("extract"),
     params:
         model=model_params,
         activations=activation_params(),

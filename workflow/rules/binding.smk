@@ -18,9 +18,11 @@ rule evaluate_binding:
         "benchmarks/evaluate_binding/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
-    threads: 2
+    threads: job_threads("binding")
     resources:
         gpu=1,
+        mem_mb=job_mem_mb("binding"),
+        runtime=job_runtime("binding"),
     params:
         model=model_params,
         template=binding_template,

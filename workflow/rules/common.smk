@@ -104,6 +104,22 @@ MODELS = {m["name"]: m for m in model_entries(config)}
 ARCH_DIR = REPO / "resources" / "models"
 
 
+def _check_weights():
+    """Weights files and open_clip tags, before any job (torch-free, fast offline).
+
+    Skipped by `snakemake --lint`, which reads the rules, not the weights (and so works
+    offline with the paper's config)."""
+    if "--lint" in sys.argv:
+        return
+    for name, m in MODELS.items():
+        problem = startup.weights_problem(m, weights_kind(m["weights"]))
+        if problem:
+            raise WorkflowError(f"models entry {name!r}: {problem}")
+
+
+_check_weights()
+
+
 def model_params(wildcards):
     """What identifies a model's weights, as plain values (tracked for reruns)."""
     return sorted_dict(MODELS[wildcards.model])
@@ -344,6 +360,8 @@ def intervention_inputs(wildcards):
         "feature_neurons": f"{base}/feature_neurons.parquet",
         "weights": weights_input(wildcards),
     }
+
+
 # --- sanity controls (issue 14) ---------------------------------------------------------
 
 from vlmbinding.entries import random_twin_of  # noqa: E402
@@ -406,3 +424,54 @@ def control_targets():
                 f"results/{name}/figures/sanity.png",
             ]
     return targets
+
+
+# --- resources ------------------------------------------------------------------------
+
+from vlmbinding import resources as res  # noqa: E402
+
+_CONFIGS = {}
+
+
+def _job_model_config(wildcards):
+    """The model's resolved config (read once per model)."""
+    name = wildcards.model
+    if name not in _CONFIGS:
+        _CONFIGS[name] = model_config(MODELS[name])
+    return _CONFIGS[name]
+
+
+def _job_images(stage):
+    """What a job's run time scales with (vlmbinding.resources.runtime_min)."""
+    if stage == "explain":
+        g = config["gradcam"]
+        return 10 * max(g["n_images"], len(g["images"]))  # ~10 prompts per image
+    if stage == "train":
+        return config["toy"]["scenes"] * config["toy"]["epochs"]
+    return number_of_images()
+
+
+def job_threads(stage):
+    """Threads of a model job from the model's size (2 for toy models, 8 for ViT-L)."""
+    return lambda wildcards: res.threads(stage, _job_model_config(wildcards))
+
+
+def job_mem_mb(stage):
+    """Memory (MB) of a job from the model's geometry; doubled on a retry."""
+
+    def mem_mb(wildcards, attempt):
+        cfg = None if stage == "dataset" else _job_model_config(wildcards)
+        n, batch = number_of_images(), config["activations"]["batch_size"]
+        return res.mem_mb(stage, cfg, n, batch, attempt)
+
+    return mem_mb
+
+
+def job_runtime(stage):
+    """Run-time limit (minutes) of a job from the model's geometry; doubled on a retry."""
+
+    def runtime(wildcards, attempt):
+        cfg = None if stage == "dataset" else _job_model_config(wildcards)
+        return res.runtime_min(stage, cfg, _job_images(stage), attempt)
+
+    return runtime

@@ -13,6 +13,9 @@ if config["dataset"]["external"]:
             "logs/import_dataset.log",
         conda:
             "../../envs/workflow.yaml"
+        resources:
+            mem_mb=job_mem_mb("dataset"),
+            runtime=job_runtime("dataset"),
         params:
             dataset=dataset_params(),
             preprocess=config["activations"]["preprocess"],
@@ -33,6 +36,9 @@ else:
             "benchmarks/generate_dataset.tsv"
         conda:
             "../../envs/workflow.yaml"
+        resources:
+            mem_mb=job_mem_mb("dataset"),
+            runtime=job_runtime("dataset"),
         params:
             dataset=dataset_params(),
         script:

@@ -14,9 +14,11 @@ rule explain_bindings:
         "benchmarks/explain_bindings/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
-    threads: 2
+    threads: job_threads("explain")
     resources:
         gpu=1,
+        mem_mb=job_mem_mb("explain"),
+        runtime=job_runtime("explain"),
     params:
         model=model_params,
         gradcam=gradcam_params(),

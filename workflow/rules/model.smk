@@ -13,9 +13,11 @@ rule train_toy_model:
         "benchmarks/train_toy_model/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
-    threads: 2
+    threads: job_threads("train")
     resources:
         gpu=1,
+        mem_mb=job_mem_mb("train"),
+        runtime=job_runtime("train"),
     params:
         model=model_params,
         toy=toy_entry_params,

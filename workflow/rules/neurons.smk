@@ -13,6 +13,9 @@ rule neuron_statistics:
     conda:
         "../../envs/workflow.yaml"
     threads: 1
+    resources:
+        mem_mb=job_mem_mb("layer"),
+        runtime=job_runtime("layer"),
     params:
         neurons=neuron_params(),
         vocabulary=vocabulary_params(),

@@ -10,6 +10,9 @@ rule measure_separability:
         "logs/measure_separability/{model}.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        mem_mb=job_mem_mb("separability"),
+        runtime=job_runtime("separability"),
     params:
         pca_variance=config["analysis"]["pca_variance"],
         vocabulary=vocabulary_params(),

@@ -6,6 +6,7 @@ among shapes), since accuracy exists only for same-kind pairs.
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 from vlmbinding.stats import correlation_table
 from vlmbinding.vocab import Vocabulary
@@ -24,4 +25,4 @@ table = correlation_table(
     metrics=["accuracy"],
     within_kind=True,  # accuracy exists for same-kind pairs only: permute colours among colours
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 from vlmbinding.stats import correlation_table
 from vlmbinding.vocab import Vocabulary
@@ -17,4 +18,4 @@ table = correlation_table(
     n_perm=p["permutations"],
     seed=p["seed"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

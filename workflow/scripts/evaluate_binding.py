@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from vlmbinding import binding as bd
+from vlmbinding.atomic import write_parquet
 from vlmbinding.gradcam import text_embeddings
 from vlmbinding.io import open_checked_store
 from vlmbinding.logs import to_file
@@ -37,7 +38,7 @@ scored, accuracy = bd.swapped_caption_test(
 log.info(
     f"binding accuracy {accuracy['overall']['accuracy'].iloc[0]:.3f} over {len(scored)} trials"
 )
-scored.to_parquet(snakemake.output.trials, index=False)
+write_parquet(scored, snakemake.output.trials)
 accuracy["overall"].to_csv(snakemake.output.overall, sep="\t", index=False)
 accuracy["per_count"].to_csv(snakemake.output.per_count, sep="\t", index=False)
-accuracy["per_pair"].to_parquet(snakemake.output.per_pair, index=False)
+write_parquet(accuracy["per_pair"], snakemake.output.per_pair)

@@ -10,10 +10,11 @@ from PIL import Image
 
 from vlmbinding import gradcam as gc
 from vlmbinding.activations import choose_preprocess
+from vlmbinding.atomic import write_parquet
 from vlmbinding.binding import binding_prompts
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
-from vlmbinding.views import crops_to_square, place_on_image, seen_region, to_rgb
+from vlmbinding.views import boxes_in_region, crops_to_square, seen_region, to_rgb
 
 to_file(snakemake.log[0])
 log = logging.getLogger("explain_bindings")
@@ -41,9 +42,10 @@ for n, row in enumerate(chosen.itertuples(index=False)):
     text = gc.text_embeddings(loaded.model, loaded.tokenizer, prompts["prompt"].tolist())
     raw = gc.gradcam_maps(loaded.model, x, text, p["layer"], p["module"])[0]  # [P, g, g]
     region = seen_region(rgb.width, rgb.height, crop)
-    at_region = gc.upsample(raw, (region[3] - region[1], region[2] - region[0]))
-    at_image = place_on_image(at_region.cpu().numpy(), rgb.height, rgb.width, region)
-    shares = gc.object_shares(at_image, prompts, objs.reset_index(drop=True))
+    at_region = gc.upsample(raw, (region[3] - region[1], region[2] - region[0])).cpu().numpy()
+    # Shares and their even-spread baseline are measured over the region the model saw.
+    in_view = boxes_in_region(objs.reset_index(drop=True), region)
+    shares = gc.object_shares(at_region, prompts, in_view)
     tables.append(shares.assign(image_id=row.image_id))
     saved[f"{row.image_id}/raw"] = raw.cpu().numpy()
     saved[f"{row.image_id}/region"] = np.asarray(region)
@@ -52,6 +54,6 @@ for n, row in enumerate(chosen.itertuples(index=False)):
     log.info(f"explained image {n + 1}/{len(chosen)}: {row.image_id}")
 
 shares = pd.concat(tables, ignore_index=True)
-shares.to_parquet(snakemake.output.shares, index=False)
+write_parquet(shares, snakemake.output.shares)
 gc.localisation_summary(shares).to_csv(snakemake.output.summary, sep="\t", index=False)
 np.savez_compressed(snakemake.output.maps, image_ids=chosen["image_id"].to_numpy(str), **saved)

@@ -1,5 +1,6 @@
 """Rule measure_separability: D and M of every feature pair, full and PCA space."""
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.io import dataset_presence, open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.separability import separability_table
@@ -14,4 +15,4 @@ embeddings = stored_embeddings(open_checked_store(snakemake.input.store, image_i
 table = separability_table(
     embeddings, presence, features, all_pairs(features), snakemake.params.pca_variance
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

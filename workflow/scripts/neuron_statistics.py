@@ -1,5 +1,6 @@
 """Rule neuron_statistics: affinities, entropy and top images of one block's neurons."""
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.io import dataset_presence, open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.neurons import neuron_table
@@ -20,4 +21,4 @@ table = neuron_table(
     image_ids,
     p["top_k"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 from vlmbinding.neurons import select_feature_neurons, superposition_scores
 from vlmbinding.vocab import Vocabulary, all_pairs
@@ -10,6 +11,6 @@ to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)
 p, features = snakemake.params.selection, vocab.features
 selected = select_feature_neurons(pd.read_parquet(snakemake.input.neurons), p["n_neurons"])
-selected.to_parquet(snakemake.output.feature_neurons, index=False)
+write_parquet(selected, snakemake.output.feature_neurons)
 scores = superposition_scores(selected, features, all_pairs(features), p["ratio_threshold"])
-scores.to_parquet(snakemake.output.superposition, index=False)
+write_parquet(scores, snakemake.output.superposition)

@@ -73,11 +73,25 @@ def hub_model_config(weights: str) -> dict:
     """The model config of an `hf-hub:<org>/<repo>` model (a small JSON, cached by the hub)."""
     import json
 
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from .pretrained import hub_reachable
 
     hub_id = weights.removeprefix("hf-hub:")
+    cached = try_to_load_from_cache(hub_id, "open_clip_config.json")
+    if not isinstance(cached, str) and not hub_reachable():
+        # Asking the hub anyway costs about 25 s of retries before the same answer.
+        raise UnknownArchitecture(
+            f"cannot read the config of {weights}: it is not in the local hub cache and the "
+            "hub cannot be reached (or HF_HUB_OFFLINE is set); run once with network, copy "
+            "~/.cache/huggingface from a machine that has it, or use a local checkpoint file"
+        )
     try:
-        path = hf_hub_download(hub_id, "open_clip_config.json", etag_timeout=5)
+        path = (
+            cached
+            if isinstance(cached, str)
+            else hf_hub_download(hub_id, "open_clip_config.json", etag_timeout=5)
+        )
     except Exception as e:  # offline, unknown repo, ...: say what to do
         raise UnknownArchitecture(
             f"cannot read the config of {weights} ({type(e).__name__}): it is not in the "

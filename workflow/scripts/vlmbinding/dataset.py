@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from .atomic import write_parquet
 from .vocab import KINDS, POSITION_CENTRES, Vocabulary, color_rgb
 
 log = logging.getLogger(__name__)
@@ -192,4 +193,4 @@ def generate_dataset(
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
     """Parquet without the pandas index, byte-identical for identical frames."""
-    df.reset_index(drop=True).to_parquet(path, index=False, compression="zstd")
+    write_parquet(df.reset_index(drop=True), path, compression="zstd")

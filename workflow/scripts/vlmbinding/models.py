@@ -14,18 +14,25 @@ import copy
 import json
 import logging
 import os
-import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .archs import architecture_config, hub_model_config, vision_geometry
+from .checkpoints import (
+    CheckpointError,
+    checkpoint_format,
+    checkpoint_problem,
+    explain_load_error,
+)
+from .pretrained import hub_reachable as _hub_reachable
+from .pretrained import offline_message as _offline_message
+from .pretrained import tag_is_cached
 from .weights import HF_HUB_PREFIX, RANDOM, weights_kind  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-HUB_HOST = ("huggingface.co", 443)
 # resources/models of this repository: the toy architectures (as ARCH_DIR in common.smk)
 DEFAULT_ARCH_DIR = Path(__file__).resolve().parents[3] / "resources" / "models"
 
@@ -63,23 +70,6 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _hub_reachable(timeout: float = 5.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    try:
-        socket.create_connection(HUB_HOST, timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _offline_message(what: str, arch: str) -> str:
-    return (
-        f"{what} is not in the local cache and the model hub cannot be reached. Either run "
-        f"once on a machine with network (the weights are cached under ~/.cache/huggingface "
-        f"or $HF_HOME, copy that folder here), or download the checkpoint file yourself and "
-        f"set `weights: /path/to/checkpoint` in the models entry for {arch}."
-    )
 
 
 def tag_config(arch: str, tag: str) -> dict:
@@ -93,26 +83,6 @@ def tag_config(arch: str, tag: str) -> dict:
             f"weights {tag!r} are not an open_clip tag for {arch} (tags: {tags}), nor a file"
         )
     return cfg
-
-
-def tag_is_cached(cfg: dict, cache_dir: str | None = None) -> bool:
-    """Whether open_clip would find these tag weights without downloading."""
-    hub = cfg.get("hf_hub")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-
-        # open_clip's convention: 'org/repo/filename' or 'org/repo/' for its default names
-        repo, filename = os.path.split(hub)
-        names = [filename] if filename else ["open_clip_model.safetensors"]
-        names += ["open_clip_pytorch_model.bin"] if not filename else []
-        return any(
-            isinstance(try_to_load_from_cache(repo, n, cache_dir=cache_dir), str) for n in names
-        )
-    url = cfg.get("url")
-    if url:
-        root = cache_dir or os.path.expanduser("~/.cache/clip")
-        return Path(root, os.path.basename(url)).exists()
-    return False
 
 
 def tokenizer_for(model_cfg: dict):
@@ -160,11 +130,14 @@ def load_model(
     device: str | torch.device = "cpu",
     arch_dir: str | Path | None = None,
     model_cfg_overrides: dict | None = None,
+    trust_checkpoint: bool = False,
 ) -> LoadedModel:
     """Load `arch` with `weights` (tag | file | hf-hub:<id>), in eval mode on `device`.
 
     A checkpoint file that carries its own `model_cfg` (as `save_checkpoint` writes, e.g.
-    a trained toy model) needs no architecture lookup. The activation function always
+    a trained toy model) needs no architecture lookup. Files load with
+    `torch.load(weights_only=True)`; `trust_checkpoint` allows the unsafe path that runs
+    pickled code (TorchScript archives, pickled objects). The activation function always
     follows the weights: QuickGELU for OpenAI-trained ones.
     """
     import open_clip
@@ -176,20 +149,17 @@ def load_model(
         raise ValueError("random weights are built by random_model from a twin entry")
     if kind == "file":
         path = Path(weights)
-        if not path.exists():
-            raise WeightsUnavailable(f"checkpoint file {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(state, dict) and "model_cfg" in state:
-            cfg = state["model_cfg"]
-            model = open_clip.CLIP(**cfg)
-            model.load_state_dict(state["state_dict"])
-        else:
-            cfg = architecture_config(arch, arch_dir, model_cfg_overrides)
-            # A file of OpenAI's own release (a TorchScript archive) or a state dict whose
-            # config asks for QuickGELU: open_clip builds the matching activation.
-            model = open_clip.create_model(
-                arch, pretrained=str(path), force_quick_gelu=bool(cfg.get("quick_gelu"))
+        if not path.is_file():
+            raise WeightsUnavailable(checkpoint_problem(path))
+        problem = checkpoint_problem(path, trust_checkpoint)
+        if problem:
+            raise CheckpointError(problem)
+        try:
+            model, cfg = _model_from_file(
+                path, arch, arch_dir, model_cfg_overrides, trust_checkpoint
             )
+        except Exception as e:  # torch, pickle and open_clip raise many kinds: explain them
+            raise CheckpointError(explain_load_error(e, path, arch)) from e
         tokenizer = tokenizer_for(cfg)
         preprocess = transform_for(model)
     elif kind == "hf-hub":
@@ -217,13 +187,46 @@ def load_model(
     return LoadedModel(model, preprocess, tokenizer, arch, weights, cfg)
 
 
+def _model_from_file(path: Path, arch, arch_dir, overrides, trust: bool):
+    """(model, config) of a checkpoint file; weights_only unless `trust`."""
+    import open_clip
+
+    if checkpoint_format(path) == "safetensors":
+        state = None  # open_clip reads safetensors itself, never through pickle
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=not trust)
+    if isinstance(state, dict) and "model_cfg" in state:
+        cfg = state["model_cfg"]
+        model = open_clip.CLIP(**cfg)
+        model.load_state_dict(state["state_dict"])
+        return model, cfg
+    del state
+    cfg = architecture_config(arch, arch_dir, overrides)
+    # A file of OpenAI's own release (a TorchScript archive) or a state dict whose config
+    # asks for QuickGELU: open_clip builds the matching activation.
+    model = open_clip.create_model(
+        arch,
+        pretrained=str(path),
+        force_quick_gelu=bool(cfg.get("quick_gelu")),
+        weights_only=not trust,
+    )
+    return model, cfg
+
+
 def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> LoadedModel:
     """Load a config `models:` entry; toy models from the `checkpoint` their training wrote,
-    random-weights twins (`weights: random`) built afresh by `random_model`."""
+    random-weights twins (`weights: random`) built afresh by `random_model`.
+
+    Errors name the models entry.
+    """
     if entry["weights"] == RANDOM:
         return random_model(entry, device)
     weights = checkpoint if entry["weights"] == "toy" else entry["weights"]
-    return load_model(entry["arch"], weights, device)
+    trust = bool(entry.get("trust_checkpoint", False))
+    try:
+        return load_model(entry["arch"], weights, device, trust_checkpoint=trust)
+    except (WeightsUnavailable, CheckpointError) as e:
+        raise type(e)(f"models entry {entry['name']!r}: {e}") from None
 
 
 def random_model(

@@ -41,3 +41,21 @@ def check_figure_neuron(choice: str | None, layers: Sequence[int], width: int, m
             f"figures.neuron: unit {unit} is out of range for models entry {model!r}, whose "
             f"MLP has {width} units (0-{width - 1})"
         )
+
+
+def weights_problem(entry: dict, kind: str) -> str | None:
+    """Why a models entry's weights cannot be loaded here, found without torch, or None.
+
+    `kind` is the entry's weights kind (tag | file | hf-hub | ...). Files: missing,
+    not a checkpoint, or a TorchScript archive without `trust_checkpoint`; tags: unknown
+    for the architecture, or not cached with no network. hf-hub ids are checked when their
+    config is read for the geometry (archs.hub_model_config, fast offline).
+    """
+    from .checkpoints import checkpoint_problem
+    from .pretrained import tag_problem
+
+    if kind == "file":
+        return checkpoint_problem(entry["weights"], bool(entry.get("trust_checkpoint")))
+    if kind == "tag":
+        return tag_problem(entry["arch"], entry["weights"])
+    return None

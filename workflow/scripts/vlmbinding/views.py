@@ -76,9 +76,23 @@ def to_rgb(image, background=(255, 255, 255)):
     from PIL import Image
 
     if image.mode == "RGB":
-        return image
+        return image.convert("RGB")  # a loaded copy: usable after the file is closed
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         base = Image.new("RGBA", rgba.size, (*background, 255))
         return Image.alpha_composite(base, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def boxes_in_region(objects, region):
+    """Objects table with boxes in the region's pixel coordinates, clipped to it.
+
+    Shares and their even-spread baseline are then measured over what the model saw.
+    """
+    x0, y0, x1, y1 = region
+    out = objects.copy()
+    out["x0"] = (out["x0"] - x0).clip(0, x1 - x0)
+    out["x1"] = (out["x1"] - x0).clip(0, x1 - x0)
+    out["y0"] = (out["y0"] - y0).clip(0, y1 - y0)
+    out["y1"] = (out["y1"] - y0).clip(0, y1 - y0)
+    return out
