@@ -262,3 +262,20 @@ def test_patch_maps_recomputed_for_a_reduced_store_equal_the_stored_ones(stores,
     np.testing.assert_array_equal(back["maps"], stored)
     with pytest.raises(st.StoreError, match="reduced store"):
         patchmaps.maps_from_store(reduced, rows, 1, 5)
+
+
+def test_zarr_threads_leaves_zarr_usable_in_a_fresh_process(stores):
+    """The first zarr call of a job may be inside zarr_threads (the extraction's writes)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r})\n"
+        "from vlmbinding import store as st\n"
+        f"with st.zarr_threads(2): st.open_store({str(stores[0])!r})\n"
+        f"print(st.embeddings(st.open_store({str(stores[0])!r})).shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(12, 32)"

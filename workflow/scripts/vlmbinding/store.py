@@ -109,7 +109,9 @@ def zarr_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         sync._executor = old
-        if old is not None:
+        if old is None:
+            sync._get_executor()  # a fresh pool of zarr's own, as the default again
+        else:
             loop.set_default_executor(old)
         pool.shutdown(wait=True)
 
