@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -85,6 +86,11 @@ def fsync_and_drop(path: Path) -> None:
             os.close(fd)
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def direct_write(data: np.ndarray, target: Path) -> float:
     t0 = time.perf_counter()
     with open(target, "wb") as f:
@@ -105,7 +111,7 @@ def store_write(data, target: Path, setting: dict, batch: int, width: int):
     layout = STORE_LAYOUTS[setting["layout"]]
     chunks, shards = layout(min(batch, n), (tokens,), width, neurons)
     with zarr_threads(setting["threads"]):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         root = zarr.open_group(str(target), mode="w")
         arr = root.create_array(
             "mlp_out",
@@ -122,7 +128,7 @@ def store_write(data, target: Path, setting: dict, batch: int, width: int):
         for s in range(0, n, batch):
             arr[s : s + batch] = data[s : s + batch]
         fsync_and_drop(target)
-        t_write = time.perf_counter() - t0
+        t_write, c_write = time.perf_counter() - t0, cpu_seconds() - c0
         layer = (neurons // width) // 2
         t0 = time.perf_counter()
         got = zarr.open_group(str(target), mode="r")["mlp_out"][
@@ -133,7 +139,7 @@ def store_write(data, target: Path, setting: dict, batch: int, width: int):
     files = files_of(target)
     size = sum(f.stat().st_size for f in files)
     shutil.rmtree(target)
-    return t_write, t_read, size, len(files)
+    return t_write, t_read, size, len(files), c_write
 
 
 def settings(quick: bool) -> list[dict]:
@@ -197,14 +203,16 @@ def main(argv=None) -> None:
     print(share.report())
     print(f"direct write (tofile + fsync): {gb / d:.2f} GB/s ({d:.2f} s)")
     print()
-    print("| setting | write GB/s | of direct | on disk | files | one-layer read |")
-    print("|---|---|---|---|---|---|")
+    print("| setting | write GB/s | of direct | CPU s per GB | on disk | files | one-layer read |")
+    print("|---|---|---|---|---|---|---|")
     for i, s in enumerate(rows):
         tw = statistics.median(x[0] for x in results[i])
         tr = statistics.median(x[1] for x in results[i])
+        cw = statistics.median(x[4] for x in results[i])
         size, files = results[i][0][2], results[i][0][3]
         print(
-            f"| {label(s)} | {gb / tw:.2f} | {d / tw:.0%} | {size / data.nbytes:.2f} x "
+            f"| {label(s)} | {gb / tw:.2f} | {d / tw:.0%} | {cw / gb:.2f} | "
+            f"{size / data.nbytes:.2f} x "
             f"| {files} | {tr * 1000:.0f} ms |"
         )
     if args.workdir is None:

@@ -44,6 +44,7 @@ def test_a_deleted_chunk_stops_the_next_analysis_job_with_a_clear_error(tmp_path
     chunk = sorted((store / "mlp_out" / "c").rglob("*"))[-1]
     chunk.unlink()
     shutil.rmtree(tmp_path / "results" / "toy" / "neurons")  # the per-layer tables
+    (tmp_path / "results" / "toy" / "neurons.parquet").unlink()
     proc = run_workflow(tmp_path, tiny_config, TARGETS[0], check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
