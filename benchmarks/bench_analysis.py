@@ -134,7 +134,8 @@ def job_create_store(args) -> dict:
 
     import numpy as np
 
-    from vlmbinding.activations import TOKEN_ORDER, create_store
+    from vlmbinding import store as st
+    from vlmbinding.activations import TOKEN_ORDER, store_arrays
     from vlmbinding.io import dataset_presence
     from vlmbinding.vocab import Vocabulary
 
@@ -149,19 +150,8 @@ def job_create_store(args) -> dict:
             feats = rng.choice(presence.shape[1], size=rng.integers(1, 3), replace=False)
             planted[layer, feats, u] = rng.uniform(0.02, 0.3, size=len(feats))
     pres = presence.astype(np.float32)
-    geometry = {
-        "tokens": TOKENS,
-        "width": width,
-        "grid": GRID,
-        "image_size": IMAGE_SIZE,
-        "patch_size": PATCH_SIZE,
-        "embed_dim": args.embed_dim,
-    }
-    partial = p["store"].with_name(p["store"].name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    root = create_store(
-        partial, n, geometry, depth, width, args.embed_dim, args.chunk_images, "float16", 1
-    )
+    arrays = store_arrays("tokens", depth, width, TOKENS, args.embed_dim, "float16")
+    root = st.create_store(p["store"], image_ids, arrays, args.chunk_images, width)
     mlp_store, emb_store = root["mlp_out"], root["embeddings"]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(1) as writer:
@@ -205,11 +195,10 @@ def job_create_store(args) -> dict:
             "mlp_out": "output of each block's MLP before the residual add",
             "embeddings": "final projected image embedding, float32, not normalised",
             "image_ids": list(image_ids),
-            "complete": True,
+            "mode": "tokens",
         }
     )
-    shutil.rmtree(p["store"], ignore_errors=True)
-    os.replace(partial, p["store"])
+    st.close_store(root, p["store"], {})
     return {"compute_s": time.perf_counter() - t0}
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -85,6 +86,11 @@ def fsync_and_drop(path: Path) -> None:
             os.close(fd)
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def direct_write(data: np.ndarray, target: Path) -> float:
     t0 = time.perf_counter()
     with open(target, "wb") as f:
@@ -97,7 +103,7 @@ def direct_write(data: np.ndarray, target: Path) -> float:
     return t
 
 
-def store_write(data, target: Path, setting: dict, batch: int, width: int):
+def store_write(data, layers, target: Path, setting: dict, batch: int, width: int):
     """(write seconds, one-layer read seconds, bytes on disk, files) of one setting."""
     import zarr
 
@@ -105,7 +111,7 @@ def store_write(data, target: Path, setting: dict, batch: int, width: int):
     layout = STORE_LAYOUTS[setting["layout"]]
     chunks, shards = layout(min(batch, n), (tokens,), width, neurons)
     with zarr_threads(setting["threads"]):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         root = zarr.open_group(str(target), mode="w")
         arr = root.create_array(
             "mlp_out",
@@ -120,9 +126,13 @@ def store_write(data, target: Path, setting: dict, batch: int, width: int):
             dimension_names=["image", "token", "neuron"],
         )
         for s in range(0, n, batch):
-            arr[s : s + batch] = data[s : s + batch]
+            if setting["layout"] == "layer-chunks":  # as the extraction: one write per layer
+                for i, values in enumerate(layers[s // batch]):
+                    arr[s : s + batch, :, i * width : (i + 1) * width] = values
+            else:  # one write per batch (a whole shard)
+                arr[s : s + batch] = np.concatenate(layers[s // batch], axis=-1)
         fsync_and_drop(target)
-        t_write = time.perf_counter() - t0
+        t_write, c_write = time.perf_counter() - t0, cpu_seconds() - c0
         layer = (neurons // width) // 2
         t0 = time.perf_counter()
         got = zarr.open_group(str(target), mode="r")["mlp_out"][
@@ -133,28 +143,29 @@ def store_write(data, target: Path, setting: dict, batch: int, width: int):
     files = files_of(target)
     size = sum(f.stat().st_size for f in files)
     shutil.rmtree(target)
-    return t_write, t_read, size, len(files)
+    return t_write, t_read, size, len(files), c_write
 
 
 def settings(quick: bool) -> list[dict]:
+    """The alternatives; layer-chunks are written one layer at a time from contiguous
+    arrays (as the extraction does), the other layouts one batch at a time."""
     s = [
         {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2},
         {"codec": "none", "level": 0, "layout": "batch-shards", "threads": 2},
         {"codec": "zstd", "level": 1, "layout": "layer-chunks", "threads": 2},
         {"codec": "zstd", "level": 1, "layout": "batch-shards", "threads": 2},
-        {"codec": "lz4", "level": 1, "layout": "batch-shards", "threads": 2},
-        {"codec": "lz4-bitshuffle", "level": 1, "layout": "batch-shards", "threads": 2},
-        {"codec": "zstd-bitshuffle", "level": 1, "layout": "batch-shards", "threads": 2},
+        {"codec": "lz4", "level": 1, "layout": "layer-chunks", "threads": 2},
+        {"codec": "lz4-bitshuffle", "level": 1, "layout": "layer-chunks", "threads": 2},
+        {"codec": "zstd-bitshuffle", "level": 1, "layout": "layer-chunks", "threads": 2},
     ]
     if not quick:
         s += [
-            {"codec": "none", "level": 0, "layout": "batch-shards", "threads": 1},
-            {"codec": "zstd", "level": 1, "layout": "batch-shards", "threads": 1},
-            {"codec": "zstd", "level": 3, "layout": "batch-shards", "threads": 2},
-            {"codec": "zstd-bitshuffle", "level": 3, "layout": "batch-shards", "threads": 2},
-            {"codec": "lz4-shuffle", "level": 1, "layout": "batch-shards", "threads": 2},
+            {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 1},
+            {"codec": "zstd", "level": 1, "layout": "layer-chunks", "threads": 1},
+            {"codec": "zstd", "level": 3, "layout": "layer-chunks", "threads": 2},
+            {"codec": "lz4-shuffle", "level": 1, "layout": "layer-chunks", "threads": 2},
             {"codec": "none", "level": 0, "layout": "batch-chunks", "threads": 2},
-            {"codec": "none", "level": 0, "layout": "batch-shards", "threads": 2, "crc": False},
+            {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2, "crc": False},
         ]
     return s
 
@@ -173,6 +184,15 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     data = activation_like(args.images, args.tokens, neurons, args.seed)
     gb = data.nbytes / 1e9
+    # what the extraction hands the writer: per batch, one contiguous array per layer
+    layers = [
+        [
+            np.ascontiguousarray(data[s : s + args.batch_size, :, i * w : (i + 1) * w])
+            for i in range(args.layers)
+        ]
+        for s in range(0, args.images, args.batch_size)
+        for w in [args.width]
+    ]
     print(
         f"activation-like float16 [{args.images}, {args.tokens}, {neurons}] = {gb:.2f} GB, "
         f"batch {args.batch_size}, in {work} (drawn in {time.perf_counter() - t0:.1f} s); "
@@ -189,7 +209,7 @@ def main(argv=None) -> None:
         k = r % len(order)
         for i in order[k:] + order[:k]:
             results[i].append(
-                store_write(data, work / f"s{i}.zarr", rows[i], args.batch_size, args.width)
+                store_write(data, layers, work / f"s{i}.zarr", rows[i], args.batch_size, args.width)
             )
         print(f"  round {r + 1}/{args.repeat} done", flush=True)
     d = statistics.median(direct)
@@ -197,14 +217,16 @@ def main(argv=None) -> None:
     print(share.report())
     print(f"direct write (tofile + fsync): {gb / d:.2f} GB/s ({d:.2f} s)")
     print()
-    print("| setting | write GB/s | of direct | on disk | files | one-layer read |")
-    print("|---|---|---|---|---|---|")
+    print("| setting | write GB/s | of direct | CPU s per GB | on disk | files | one-layer read |")
+    print("|---|---|---|---|---|---|---|")
     for i, s in enumerate(rows):
         tw = statistics.median(x[0] for x in results[i])
         tr = statistics.median(x[1] for x in results[i])
+        cw = statistics.median(x[4] for x in results[i])
         size, files = results[i][0][2], results[i][0][3]
         print(
-            f"| {label(s)} | {gb / tw:.2f} | {d / tw:.0%} | {size / data.nbytes:.2f} x "
+            f"| {label(s)} | {gb / tw:.2f} | {d / tw:.0%} | {cw / gb:.2f} | "
+            f"{size / data.nbytes:.2f} x "
             f"| {files} | {tr * 1000:.0f} ms |"
         )
     if args.workdir is None:

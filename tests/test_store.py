@@ -46,15 +46,16 @@ def copy_of(src, tmp_path):
 def test_store_is_complete_and_records_its_chunks(stores):
     root = st.open_store(stores[0])
     assert root.attrs["complete"] is True and root.attrs["store_format"] == st.STORE_FORMAT
-    # 12 images in batches of 5: 3 shards of mlp_out, 3 chunks of embeddings, 1 of image
-    assert root.attrs["chunk_files"] == {"image": 1, "mlp_out": 3, "embeddings": 3}
+    # 12 images in batches of 5: 3 x 3 layer chunks of mlp_out, 3 chunks of embeddings
+    assert root.attrs["chunk_files"] == {"image": 1, "mlp_out": 9, "embeddings": 3}
+    assert root.attrs["layout"] == "layer-chunks" and root["mlp_out"].chunks == (5, 17, 64)
     assert not st.partial_path(stores[0]).exists()
 
 
 def test_deleted_chunk_is_named_not_read_as_zeros(stores, tmp_path):
     path = copy_of(stores[0], tmp_path)
     os.remove(path / "mlp_out" / "c" / "1" / "0" / "0")
-    with pytest.raises(st.StoreError, match=r"mlp_out has 2 of its 3 chunk files.*c/1/0/0.*delete"):
+    with pytest.raises(st.StoreError, match=r"mlp_out has 8 of its 9 chunk files.*c/1/0/0.*delete"):
         st.open_store(path)
 
 
@@ -65,14 +66,14 @@ def test_deleted_chunk_of_a_reduced_store_is_named(stores, tmp_path):
         st.open_store(path)
 
 
-@pytest.mark.parametrize("codec", ["none", "zstd"])
-def test_garbled_chunk_gives_an_error_naming_store_and_chunk(dataset, tmp_path, codec):
+@pytest.mark.parametrize("codec,layout", [("none", "layer-chunks"), ("zstd", "batch-shards")])
+def test_garbled_chunk_gives_an_error_naming_store_and_chunk(dataset, tmp_path, codec, layout):
     paths, ids, _ = dataset
     out = tmp_path / "g.zarr"
-    act.extract_activations(tiny_model(), paths, ids, out, batch_size=5, codec=codec)
+    act.extract_activations(tiny_model(), paths, ids, out, batch_size=5, codec=codec, layout=layout)
     target = out / "mlp_out" / "c" / "1" / "0" / "0"
     raw = bytearray(target.read_bytes())
-    raw[100:120] = bytes(20)  # garble bytes inside the first inner chunk of the shard
+    raw[100:120] = bytes(20)  # garble bytes inside layer 0's chunk of the second batch
     target.write_bytes(bytes(raw))
     root = st.open_store(out)  # the file is there: opening succeeds
     np.testing.assert_array_equal(st.layer_slice(root, 2).shape, (12, 17, 64))
@@ -144,7 +145,7 @@ def test_not_a_store_and_old_format_are_named(stores, tmp_path):
 
 @pytest.mark.parametrize(
     "codec,layout",
-    [("none", "layer-chunks"), ("zstd", "batch-shards"), ("lz4-bitshuffle", "batch-chunks")],
+    [("none", "batch-shards"), ("zstd", "layer-chunks"), ("lz4-bitshuffle", "batch-chunks")],
 )
 def test_every_codec_and_layout_reads_back_exactly(stores, dataset, tmp_path, codec, layout):
     paths, ids, _ = dataset
@@ -262,3 +263,20 @@ def test_patch_maps_recomputed_for_a_reduced_store_equal_the_stored_ones(stores,
     np.testing.assert_array_equal(back["maps"], stored)
     with pytest.raises(st.StoreError, match="reduced store"):
         patchmaps.maps_from_store(reduced, rows, 1, 5)
+
+
+def test_zarr_threads_leaves_zarr_usable_in_a_fresh_process(stores):
+    """The first zarr call of a job may be inside zarr_threads (the extraction's writes)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r})\n"
+        "from vlmbinding import store as st\n"
+        f"with st.zarr_threads(2): st.open_store({str(stores[0])!r})\n"
+        f"print(st.embeddings(st.open_store({str(stores[0])!r})).shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(12, 32)"

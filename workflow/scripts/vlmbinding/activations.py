@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision import transforms
@@ -88,8 +89,8 @@ def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None
 
 
 @torch.no_grad()
-def forward_batch(model, images: torch.Tensor, center: bool = False, dtype=None, autocast=None):
-    """One forward pass: (mlp_out [B, T, layers*width], embeddings [B, D]), on the device.
+def forward_layers(model, images: torch.Tensor, center: bool = False, dtype=None, autocast=None):
+    """One forward pass: ([B, T, width] per block, embeddings [B, D]), on the device.
 
     `dtype`: convert the MLP outputs to it as they are recorded; `autocast`: run the model
     under torch.autocast with this dtype (bfloat16 or float16), None = full precision.
@@ -97,6 +98,12 @@ def forward_batch(model, images: torch.Tensor, center: bool = False, dtype=None,
     amp = torch.autocast(images.device.type, dtype=autocast) if autocast else nullcontext()
     with recording_mlp_outputs(model, center, dtype) as outputs, amp:
         embeddings = model.encode_image(images)
+    return outputs, embeddings
+
+
+def forward_batch(model, images: torch.Tensor, center: bool = False, dtype=None, autocast=None):
+    """One forward pass: (mlp_out [B, T, layers*width], embeddings [B, D]), on the device."""
+    outputs, embeddings = forward_layers(model, images, center, dtype, autocast)
     return torch.cat(outputs, dim=-1), embeddings
 
 
@@ -152,17 +159,19 @@ def store_arrays(mode: str, n_layers: int, width: int, tokens: int, embed_dim: i
     return arrays
 
 
-def device_outputs(mlp: torch.Tensor, emb: torch.Tensor, mode: str) -> dict[str, torch.Tensor]:
-    """What is stored of one batch, computed on the model's device. `mlp` is already in the
-    storage dtype: the reductions see exactly the values a tokens-mode store holds (mean
+def device_outputs(layers: list[torch.Tensor], emb: torch.Tensor, mode: str) -> dict:
+    """What is stored of one batch, computed on the model's device: per-layer tensors
+    `mlp_out/<layer>` (mode tokens) or the token reductions. `layers` are already in the
+    storage dtype, so the reductions see exactly the values a tokens-mode store holds (mean
     accumulated in float32, max exact)."""
     out = {"embeddings": emb.float()}
     if mode == "tokens":
-        out["mlp_out"] = mlp
+        out.update({f"mlp_out/{i}": x for i, x in enumerate(layers)})
         return out
     for (how, tokens), name in st.REDUCED_ARRAYS.items():
-        x = mlp[:, 1:] if tokens == "patches" else mlp
-        out[name] = x.float().mean(dim=1) if how == "mean" else x.amax(dim=1).float()
+        parts = [x[:, 1:] if tokens == "patches" else x for x in layers]
+        reduced = [x.float().mean(dim=1) if how == "mean" else x.amax(dim=1).float() for x in parts]
+        out[name] = torch.cat(reduced, dim=-1)
     return out
 
 
@@ -212,8 +221,8 @@ class BatchWriter:
     """Writes batches into the store's arrays on a thread behind a bounded queue (depth 0:
     in the caller's thread). An error in the writer is raised by the next put or close."""
 
-    def __init__(self, root, depth: int):
-        self.root, self.error = root, None
+    def __init__(self, root, depth: int, per_layer: bool = True):
+        self.root, self.error, self.per_layer = root, None, per_layer
         self.queue: queue.Queue | None = queue.Queue(maxsize=depth) if depth > 0 else None
         if self.queue is not None:
             self.thread = threading.Thread(target=self._run, name="store_writer", daemon=True)
@@ -222,8 +231,18 @@ class BatchWriter:
     def _write(self, start, arrays, ready, release):
         try:
             ready()
+            layers = [v for k, v in arrays.items() if k.startswith("mlp_out/")]
             for name, values in arrays.items():
-                self.root[name][start : start + len(values)] = values
+                if not name.startswith("mlp_out/"):
+                    self.root[name][start : start + len(values)] = values
+            if not layers:
+                return
+            stop, width = start + len(layers[0]), layers[0].shape[-1]
+            if self.per_layer:  # one whole chunk per layer, from contiguous memory
+                for i, values in enumerate(layers):
+                    self.root["mlp_out"][start:stop, :, i * width : (i + 1) * width] = values
+            else:  # one whole shard (or chunk) per batch
+                self.root["mlp_out"][start:stop] = np.concatenate(layers, axis=-1)
         finally:
             release()
 
@@ -264,7 +283,7 @@ def extract_activations(
     center_mlp_out: bool = False,
     codec: str = "none",
     compression_level: int = 0,
-    layout: str = "batch-shards",
+    layout: str = "layer-chunks",
     store: str = "tokens",
     autocast: str = "none",
     workers: int = 2,
@@ -295,13 +314,13 @@ def extract_activations(
     t0, done = time.time(), 0
     try:
         with st.zarr_threads(encode_threads):
-            writer = BatchWriter(root, depth=2 if overlap else 0)
+            writer = BatchWriter(root, 2 if overlap else 0, layout == "layer-chunks")
             loader = image_batches(
                 image_paths, transform, batch_size, workers if overlap else 0, pin=cuda
             )
             try:
                 for start, images in loader:
-                    mlp, emb = forward_batch(
+                    mlp, emb = forward_layers(
                         model,
                         images.to(device, non_blocking=True),
                         center_mlp_out,

@@ -109,7 +109,9 @@ def zarr_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         sync._executor = old
-        if old is not None:
+        if old is None:
+            sync._get_executor()  # a fresh pool of zarr's own, as the default again
+        else:
             loop.set_default_executor(old)
         pool.shutdown(wait=True)
 
@@ -127,11 +129,12 @@ def create_store(
     width: int,
     codec: str = "none",
     level: int = 0,
-    layout: str = "batch-shards",
+    layout: str = "layer-chunks",
 ):
     """An empty store under `<path>.partial`: the `image` coordinate and one array per entry
-    of `arrays` (name -> (shape after the image axis, dtype, dimension names)). Arrays whose
-    last dimension is `neuron` are split per layer (`width` units) as `layout` says."""
+    of `arrays` (name -> (shape after the image axis, dtype, dimension names)). The per-token
+    array [image, token, neuron] is split per layer (`width` units) as `layout` says; the
+    reductions [image, neuron] are one shard per batch of one chunk per layer."""
     import zarr
 
     if layout not in STORE_LAYOUTS:
@@ -153,7 +156,9 @@ def create_store(
     ids[:] = np.asarray(image_ids, dtype=np.dtypes.StringDType())
     for name, (tail, dtype, dims) in arrays.items():
         dtype = np.dtype(dtype)
-        if dims[-1] == "neuron":
+        if dims == ["image", "neuron"]:  # reductions: small, one shard per batch
+            chunks, shards = _batch_shards(batch, (), width, tail[-1])
+        elif dims[-1] == "neuron":
             chunks, shards = STORE_LAYOUTS[layout](batch, tail[:-1], width, tail[-1])
         else:
             chunks, shards = (batch, *tail), None
