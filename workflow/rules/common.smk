@@ -136,9 +136,10 @@ def model_geometry(m):
     return vision_geometry(model_config(m))
 
 
-def toy_params():
-    """Training settings of toy models plus the vocabulary they learn."""
-    toy = config["toy"]
+def toy_params(wildcards):
+    """Training settings of a toy model (the toy block with its entry's own toy
+    overrides) plus the vocabulary it learns."""
+    toy = {**config["toy"], **MODELS[wildcards.model].get("toy", {})}
     vocab = {
         k: config["dataset"][k]
         for k in ("shapes", "colors", "positions", "width", "height")

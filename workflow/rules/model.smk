@@ -15,7 +15,7 @@ rule train_toy_model:
         gpu=1,
     params:
         model=model_params,
-        toy=toy_params(),
+        toy=toy_params,
         arch_cfg=arch_cfg,
         device=config["device"],
     script:

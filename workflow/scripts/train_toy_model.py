@@ -41,6 +41,9 @@ curve = tm.train(
     open_clip.OPENAI_DATASET_MEAN,
     open_clip.OPENAI_DATASET_STD,
     device,
+    hard_negatives=(
+        tm.hard_negative_captions(captions, toy["seed"] + 2) if toy["hard_negatives"] else None
+    ),
 )
 accuracy = tm.zero_shot_accuracy(
     model,
