@@ -230,3 +230,30 @@ def test_choose_pairs_keeps_top_and_bottom_by_S_and_a_seeded_sample():
     chosen = iv.choose_pairs(table, 6, 0)
     assert len(chosen) == 6 and {9.0, 0.0} <= set(chosen["S"])
     assert chosen.equals(iv.choose_pairs(table, 6, 0))
+
+
+def test_shared_control_draws_match_the_layers_and_avoid_each_pairs_own_neurons():
+    rng = np.random.default_rng(4)
+    pool: list = []
+    owns = [
+        {0: np.array([1, 2]), 3: np.array([5])},
+        {0: np.array([3, 4]), 3: np.array([6])},
+        {0: np.array([1, 9]), 3: np.array([0])},
+    ]
+    counts = []
+    for own in owns * 20:
+        chosen = iv.pick_controls(pool, own, 5, 12, rng)
+        assert len(chosen) == 5
+        for draw in chosen:
+            assert iv.layer_profile(draw) == iv.layer_profile(own)
+            for layer, units in draw.items():
+                assert len(set(units)) == len(units)
+                assert not set(units) & set(own[layer])
+        counts.append(len(pool))
+    assert counts[-1] == counts[2]  # after the first round, every pair reuses the pool
+    # a rejected-and-kept draw is uniform over the sets avoiding own: units 1, 2 never, others alike
+    seen = np.zeros(12)
+    for seed in range(300):
+        for draw in iv.pick_controls([], owns[0], 1, 12, np.random.default_rng(seed)):
+            seen[draw[0]] += 1
+    assert seen[1] == seen[2] == 0 and seen[[0, 3, 4, 5, 6, 7, 8, 9, 10, 11]].min() > 30

@@ -162,20 +162,18 @@ def model_geometry(m):
     return vision_geometry(model_config(m))
 
 
-def toy_params():
-    """Training settings of toy models plus the vocabulary they learn."""
-    toy = config["toy"]
+def toy_params(wildcards):
+    """Training settings of a toy model: the toy block, its entry's own toy overrides and
+    its replicate's training seed (models[].replicates.seeds), plus the vocabulary."""
+    m = MODELS[wildcards.model]
+    toy = {**config["toy"], **m.get("toy", {})}
+    if m.get("toy_seed") is not None:
+        toy["seed"] = m["toy_seed"]
     vocab = {
         k: config["dataset"][k]
         for k in ("shapes", "colors", "positions", "width", "height")
     }
     return {**sorted_dict(toy), "vocabulary": vocab}
-
-
-def toy_entry_params(wildcards):
-    """toy_params with this entry's training seed (models[].replicates.seeds)."""
-    seed = MODELS[wildcards.model].get("toy_seed")
-    return toy_params() if seed is None else {**toy_params(), "seed": seed}
 
 
 def activation_params():

@@ -20,7 +20,7 @@ rule train_toy_model:
         runtime=job_runtime("train"),
     params:
         model=model_params,
-        toy=toy_entry_params,
+        toy=toy_params,
         arch_cfg=arch_cfg,
         device=config["device"],
     script:

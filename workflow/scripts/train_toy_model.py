@@ -48,6 +48,9 @@ curve = tm.train(
     open_clip.OPENAI_DATASET_MEAN,
     open_clip.OPENAI_DATASET_STD,
     device,
+    hard_negatives=(
+        tm.hard_negative_captions(captions, toy["seed"] + 2) if toy["hard_negatives"] else None
+    ),
 )
 predicted = ts.zero_shot_predictions(
     model,

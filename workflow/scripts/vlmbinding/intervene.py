@@ -103,6 +103,12 @@ class Settings:
     pca_variance: float = 0.9
 
 
+def condition_key(neurons: dict[int, np.ndarray]) -> tuple:
+    return tuple(
+        (int(layer), tuple(int(u) for u in units)) for layer, units in sorted(neurons.items())
+    )
+
+
 def run_interventions(
     model,
     ablator: ab.Ablator,
@@ -119,17 +125,25 @@ def run_interventions(
     """(effects table, example) for the `pairs` (f1, f2, S), one row per pair.
 
     `cache` holds the unablated residual stream of the images (rows as in `stored`,
-    `presence` and the trials). The example is the before/after embedding of the two
-    classes of the pair whose own ablation moved M most beyond its controls.
+    `presence` and the trials). Every condition (a pair's own neurons, a control draw) is
+    run once over all images and its embeddings kept for reuse: control draws are shared
+    between pairs with the same layer profile (`interventions.pick_controls`), own sets
+    repeat when pairs share their top neurons. Kept: every control draw's embeddings (their
+    number is bounded by the profiles times the draws, not by the pairs) and the last few
+    own sets. The example is the before/after embedding of the two classes of the pair
+    whose own ablation moved M most beyond its controls.
     """
     col = {f: j for j, f in enumerate(features)}
     all_pairs = [(a, b) for i, a in enumerate(features) for b in features[i + 1 :]]
     classes = [pair_classes(presence, col[a], col[b]) for a, b in all_pairs]
     base_full = full_space(stored, classes)
     rng = np.random.default_rng(settings.seed)
-    n_images = len(stored)
+    every = np.arange(len(stored))
+    pools: dict[tuple, list] = {}
+    kept: dict[tuple, np.ndarray] = {}  # control draws: kept for the whole run
+    recent: dict[tuple, np.ndarray] = {}  # own sets: the last few
     rows, example, best = [], {}, -np.inf
-    t0 = time.time()
+    t0, passes = time.time(), 0
     for k, pair in enumerate(pairs.itertuples(index=False)):
         f1, f2 = pair.f1, pair.f2
         m1, m2 = pair_classes(presence, col[f1], col[f2])
@@ -156,18 +170,27 @@ def run_interventions(
                 row.update(iv.effect_columns(m, np.nan, []))
             rows.append(row)
             continue
-        draws = iv.control_draws(own, width, settings.control_draws, rng)
-        pair_rows = np.flatnonzero(m1 | m2 | np.isin(np.arange(n_images), trials.image_row[sel]))
-        conditions = [iv.by_layer(own), *draws]
-        image_rows = [np.arange(n_images)] + [pair_rows] * len(draws)
+        own_cond = iv.by_layer(own)
+        pool = pools.setdefault(iv.layer_profile(own_cond), [])
+        controls = iv.pick_controls(pool, own_cond, settings.control_draws, width, rng)
+        conditions = [own_cond, *controls]
+        keys = [condition_key(c) for c in conditions]
+        todo = [i for i, key in enumerate(keys) if key not in kept and key not in recent]
+        todo = list({keys[i]: i for i in todo}.values())
         embedded = ab.embed_under_ablation(
-            model, ablator, cache, conditions, image_rows, settings.batch_size
+            model,
+            ablator,
+            cache,
+            [conditions[i] for i in todo],
+            [every] * len(todo),
+            settings.batch_size,
         )
-        after = [embedded[0]]
-        for e in embedded[1:]:
-            full = stored.copy()
-            full[pair_rows] = e
-            after.append(full)
+        passes += len(todo) * len(every)
+        for i, emb in zip(todo, embedded):
+            (recent if i == 0 else kept)[keys[i]] = emb
+        after = [recent.get(key, kept.get(key)) for key in keys]
+        while len(recent) > 8:
+            recent.pop(next(iter(recent)))
         measured = [pair_measures(e, m1, m2, trials, sel, settings.pca_variance) for e in after]
         for m in iv.MEASURES:
             d = [x[m] - before[m] for x in measured]
@@ -183,12 +206,16 @@ def run_interventions(
             example = {"f1": f1, "f2": f2, "before": stored[m1 | m2], "after": after[0][m1 | m2]}
             example["labels"] = np.where(m1[m1 | m2], 1, 2)
         log.info(
-            f"pair {k + 1}/{len(pairs)} ({f1}, {f2}): {len(own)} neurons, dM {row['dM']:+.3f} "
-            f"(controls {row['dM_control_mean']:+.3f} ± {row['dM_control_sd']:.3f}), "
-            f"{time.time() - t0:.1f} s"
+            f"pair {k + 1}/{len(pairs)} ({f1}, {f2}): {len(own)} neurons in layers "
+            f"{row['layers']}, dM {row['dM']:+.3f} (controls {row['dM_control_mean']:+.3f} "
+            f"± {row['dM_control_sd']:.3f}); {len(todo)} new conditions, "
+            f"{passes} image passes, {time.time() - t0:.1f} s"
         )
     effects = pd.DataFrame(rows)
     effects["z"], effects["p"] = effects["dM_z"], effects["dM_p"]
+    log.info(
+        f"{sum(len(p) for p in pools.values())} control draws over {len(pools)} layer profiles"
+    )
     return effects, example
 
 

@@ -88,6 +88,53 @@ def control_draws(
     return draws
 
 
+def layer_profile(neurons: dict[int, np.ndarray]) -> tuple[tuple[int, int], ...]:
+    """((layer, count), ...): how many neurons a set has in each layer."""
+    return tuple((int(layer), len(units)) for layer, units in sorted(neurons.items()) if len(units))
+
+
+def pick_controls(
+    pool: list[dict[int, np.ndarray]],
+    own: dict[int, np.ndarray],
+    k: int,
+    width: int,
+    rng: np.random.Generator,
+) -> list[dict[int, np.ndarray]]:
+    """`k` control draws for a pair whose neurons are `own`, shared through `pool`.
+
+    `pool` holds earlier draws of the same layer profile, each drawn uniformly among all
+    sets with that profile (c units of layer l drawn without replacement from its `width`
+    units). The pair takes, in pool order, the first k that share no neuron with `own`,
+    and new draws are appended until it has k. Rejecting the draws that meet `own` leaves
+    each chosen one uniform among the sets that avoid the pair's neurons: the same null as
+    fresh per-pair draws (`control_draws`), but pairs with one profile share draws and so
+    the forward passes behind them (their control effects are then dependent across
+    pairs, which the pair bootstrap of the summary does not see).
+    """
+    mine = {(layer, int(u)) for layer, units in own.items() for u in units}
+    profile = layer_profile(own)
+
+    def avoids(draw):
+        return not any((layer, int(u)) in mine for layer, units in draw.items() for u in units)
+
+    chosen = [d for d in pool if avoids(d)][:k]
+    tries = 0
+    while len(chosen) < k:
+        draw = {
+            layer: np.sort(rng.choice(width, size=count, replace=False)) for layer, count in profile
+        }
+        pool.append(draw)
+        if avoids(draw):
+            chosen.append(draw)
+        tries += 1
+        if tries > 1000 * k:
+            raise ValueError(
+                f"no control draw of profile {profile} avoids the pair's own neurons in "
+                f"{tries} tries (lower interventions.neurons_per_pair)"
+            )
+    return chosen
+
+
 def choose_pairs(superposition: pd.DataFrame, how, seed: int) -> pd.DataFrame:
     """The analysed pairs: all of them, or `how` = n: the top and bottom quarter by S and a
     seeded sample of the rest (f1, f2, S, in S order, highest first)."""

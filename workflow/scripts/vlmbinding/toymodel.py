@@ -55,6 +55,37 @@ def training_scenes(vocab: Vocabulary, n: int, max_objects: int, seed: int):
     return objects, captions
 
 
+SWAPPABLE = ("color", "shape", "position")
+
+
+def hard_negative_caption(text: str, rng: np.random.Generator) -> str | None:
+    """The same scene's caption with one attribute swapped between two of its objects.
+
+    NegCLIP-style hard negative (issue 11): `text` is a caption of `caption`'s form
+    ("a red square at the top left and a green circle in the middle"); two objects and
+    one attribute (colour, shape or position, uniformly) are drawn and that attribute is
+    exchanged, so the negative uses exactly the same words and differs only in binding.
+    None for a one-object caption (nothing to swap).
+    """
+    phrases = [p.split(" ") for p in text.split(" and ")]
+    if len(phrases) < 2:
+        return None
+    i, j = rng.choice(len(phrases), size=2, replace=False)
+    kind = SWAPPABLE[rng.integers(len(SWAPPABLE))]
+    # words: "a", colour, shape, then the position's words
+    part = {"color": slice(1, 2), "shape": slice(2, 3), "position": slice(3, None)}[kind]
+    a, b = list(phrases[i]), list(phrases[j])
+    a[part], b[part] = phrases[j][part], phrases[i][part]
+    phrases[i], phrases[j] = a, b
+    return " and ".join(" ".join(p) for p in phrases)
+
+
+def hard_negative_captions(captions: list[str], seed: int) -> list[str | None]:
+    """One hard negative per caption (None for one-object scenes), seeded."""
+    rng = np.random.default_rng(seed)
+    return [hard_negative_caption(c, rng) for c in captions]
+
+
 def normalise_images(images_u8: torch.Tensor, mean, std) -> torch.Tensor:
     x = images_u8.float().div_(255)
     mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
@@ -62,17 +93,30 @@ def normalise_images(images_u8: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - mean) / std
 
 
-def contrastive_loss(model, images, tokens, caption_ids) -> torch.Tensor:
+def contrastive_loss(model, images, tokens, caption_ids, negatives=None) -> torch.Tensor:
     """Symmetric InfoNCE over the batch (CLIP's objective).
 
     Single-object scenes repeat captions within a batch; pairs with identical captions
-    share the target mass instead of being pushed apart as negatives.
+    share the target mass instead of being pushed apart as negatives. `negatives`, if
+    given, is (tokens, ids, valid) of one hard-negative caption per scene: they are extra
+    text columns of the image-to-text loss only (NegCLIP), never a target; a column is
+    left out where it is missing (`valid` false) or equals the row's own caption.
     """
     img, txt, scale = model(images, tokens)[:3]
     logits = scale * img @ txt.T
     same = (caption_ids[:, None] == caption_ids[None, :]).float()
     target = same / same.sum(1, keepdim=True)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    text_loss = F.cross_entropy(logits.T, target)
+    if negatives is not None:
+        neg_tokens, neg_ids, valid = negatives
+        neg = F.normalize(model.encode_text(neg_tokens), dim=-1)
+        neg_logits = scale * img @ neg.T
+        usable = valid[None, :] & (neg_ids[None, :] != caption_ids[:, None])
+        # A finite stand-in for -inf: a soft target's 0 * log(0) would otherwise be NaN.
+        neg_logits = neg_logits.masked_fill(~usable, -1e9)
+        logits = torch.cat([logits, neg_logits], dim=1)
+        target = torch.cat([target, torch.zeros_like(target)], dim=1)
+    return (F.cross_entropy(logits, target) + text_loss) / 2
 
 
 def train(
@@ -89,12 +133,26 @@ def train(
     mean,
     std,
     device: torch.device,
+    hard_negatives: list[str | None] | None = None,
 ) -> list[dict]:
-    """Train `model` in place; return the loss curve (one row per logged step)."""
+    """Train `model` in place; return the loss curve (one row per logged step).
+
+    `hard_negatives` (one caption or None per scene, see `hard_negative_captions`) adds
+    each batch's hard negatives to the image-to-text loss.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     tokens_all = tokenizer(captions)
     caption_ids = torch.from_numpy(pd.factorize(pd.Series(captions))[0])
+    if hard_negatives is not None:
+        neg_text = [n or "" for n in hard_negatives]
+        codes = pd.factorize(pd.Series(list(captions) + neg_text))[0]
+        caption_ids = torch.from_numpy(codes[: len(captions)])
+        neg_all = (
+            tokenizer(neg_text),
+            torch.from_numpy(codes[len(captions) :]),
+            torch.tensor([n is not None for n in hard_negatives]),
+        )
     images_all = torch.from_numpy(images_u8)
     n = len(images_all)
     steps_per_epoch = n // batch_size
@@ -127,8 +185,11 @@ def train(
             images = normalise_images(images_all[idx].to(device), mean, std)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
+            negatives = None
+            if hard_negatives is not None:
+                negatives = tuple(t[idx].to(device) for t in neg_all)
             loss = contrastive_loss(
-                model, images, tokens_all[idx].to(device), caption_ids[idx].to(device)
+                model, images, tokens_all[idx].to(device), caption_ids[idx].to(device), negatives
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
