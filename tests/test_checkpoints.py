@@ -13,8 +13,8 @@ import time
 import open_clip
 import pytest
 import torch
-from conftest import run_workflow
 from helpers import TINY_CFG, tiny_model
+from workflow_api import parse_workflow
 
 from vlmbinding import archs, models, pretrained, startup
 from vlmbinding.checkpoints import CheckpointError, checkpoint_format, checkpoint_problem
@@ -144,7 +144,7 @@ def test_hf_hub_config_offline_fails_in_seconds(monkeypatch):
         ("hf-hub:nobody/nothing", "not in the local hub cache"),
     ],
 )
-def test_bad_weights_stop_the_dry_run_naming_the_entry(tmp_path, tiny_config, weights, words):
+def test_bad_weights_stop_the_start_up_naming_the_entry(tmp_path, tiny_config, weights, words):
     if weights == "random":
         weights = str(tmp_path / "random.pt")
         (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 8)
@@ -152,6 +152,7 @@ def test_bad_weights_stop_the_dry_run_naming_the_entry(tmp_path, tiny_config, we
         weights = str(tmp_path / "missing.pt")
     tiny_config["models"] = [{"name": "mine", "arch": "ViT-B-32", "weights": weights}]
     tiny_config["analysis"]["layers"] = [-1]
-    proc = run_workflow(tmp_path / "run", tiny_config, "-n", check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "models entry 'mine'" in out and words in out, out[-2000:]
+    with pytest.raises(Exception) as err:
+        parse_workflow(tmp_path / "run", tiny_config)  # what `snakemake -n` runs first
+    out = str(err.value)
+    assert "models entry 'mine'" in out and words in out, out[-2000:]
