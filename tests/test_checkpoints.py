@@ -156,3 +156,49 @@ def test_bad_weights_stop_the_start_up_naming_the_entry(tmp_path, tiny_config, w
         parse_workflow(tmp_path / "run", tiny_config)  # what `snakemake -n` runs first
     out = str(err.value)
     assert "models entry 'mine'" in out and words in out, out[-2000:]
+
+
+class Dangerous:
+    """Pickles as a call to os.system: loading it unsafely would run a command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_shapes_are_read_without_torch_and_without_running_pickled_code(tmp_path):
+    from vlmbinding.checkpoints import state_dict_shapes
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "plain.pt"
+    state = tiny_model().model.state_dict()
+    torch.save({"state_dict": state, "payload": Dangerous(marker)}, path)
+    shapes = state_dict_shapes(path)
+    assert shapes["visual.conv1.weight"] == (64, 3, 14, 14)
+    assert len(shapes) == len(state) and not marker.exists()
+    models.save_checkpoint(tiny_model().model, TINY_CFG, tmp_path / "own.pt")
+    assert state_dict_shapes(tmp_path / "own.pt") is None  # carries its own config
+
+
+def test_another_architecture_is_named_at_start_up(tmp_path, tiny_config):
+    from vlmbinding.archs import architecture_config, vision_geometry
+    from vlmbinding.checkpoints import architecture_mismatch, state_dict_shapes
+
+    path = tmp_path / "plain.pt"
+    torch.save({"state_dict": tiny_model().model.state_dict()}, path)
+    shapes = state_dict_shapes(path)
+    assert architecture_mismatch(shapes, vision_geometry(TINY_CFG), "tiny") is None
+    problem = architecture_mismatch(
+        shapes, vision_geometry(architecture_config("ViT-B-32")), "ViT-B-32"
+    )
+    assert "width 64 where ViT-B-32 has 768" in problem and "layers 3 where" in problem
+    tiny_config["models"] = [{"name": "mine", "arch": "ViT-B-32", "weights": str(path)}]
+    tiny_config["analysis"]["layers"] = [-1]
+    with pytest.raises(Exception) as err:
+        parse_workflow(tmp_path / "run", tiny_config)
+    assert "models entry 'mine'" in str(err.value)
+    assert "does not fit architecture 'ViT-B-32'" in str(err.value)
