@@ -202,3 +202,12 @@ def test_another_architecture_is_named_at_start_up(tmp_path, tiny_config):
         parse_workflow(tmp_path / "run", tiny_config)
     assert "models entry 'mine'" in str(err.value)
     assert "does not fit architecture 'ViT-B-32'" in str(err.value)
+
+
+def test_offline_mode_is_switched_on_when_the_hub_cannot_be_reached(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pretrained.offline_unless_reachable() is False
+    assert constants.HF_HUB_OFFLINE is True  # cached files load without 25 s of retries
