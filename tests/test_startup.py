@@ -79,3 +79,10 @@ def test_unknown_gradcam_image_ids_stop_the_dry_run(tmp_path, tiny_config):
 def test_figures_neuron_is_checked_against_layers_and_width(tmp_path, tiny_config, neuron, words):
     tiny_config["figures"] = {"neuron": neuron}
     _stops(tmp_path, tiny_config, "figures.neuron", words)
+
+
+def test_a_wide_generated_canvas_that_the_crop_would_cut_is_refused(tmp_path, tiny_config):
+    tiny_config["dataset"].update(width=160, height=64)
+    _stops(tmp_path, tiny_config, "dataset.width, dataset.height", "'TL'", "preprocess: reference")
+    tiny_config["activations"]["preprocess"] = "reference"
+    parse_workflow(tmp_path / "ok", tiny_config)  # the whole image is seen

@@ -33,8 +33,13 @@ def _check_config(config):
         names = [m["name"] for m in config["models"]]
         if len(set(names)) != len(names):
             raise ConfigError(f"models: model names must be unique, got {names}")
+        crop = crops_to_square(config["activations"]["preprocess"])
         if dataset["external"]:
             _check_external(dataset["external"], vocab, config["activations"])
+        else:
+            startup.check_generated_canvas(
+                vocab, dataset["width"], dataset["height"], crop
+            )
     except (ConfigError, ext.DatasetError) as e:
         raise WorkflowError(str(e)) from None
 

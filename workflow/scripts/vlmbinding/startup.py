@@ -66,3 +66,29 @@ def weights_problem(entry: dict, kind: str, geometry: dict | None = None) -> str
     if kind == "tag":
         return tag_problem(entry["arch"], entry["weights"])
     return None
+
+
+def check_generated_canvas(vocab, width: int, height: int, crop: bool) -> None:
+    """Every shape at every position of a generated image must lie inside what the model
+    sees: a non-square canvas loses its sides (or top and bottom) to the centre crop."""
+    from .dataset import Canvas
+    from .views import boxes_outside, seen_region
+    from .vocab import POSITION_CENTRES
+
+    canvas = Canvas(width, height)
+    region = seen_region(width, height, crop)
+    cut = sorted(
+        {
+            position
+            for position in vocab.positions
+            for shape in vocab.shapes
+            if boxes_outside(canvas.box(shape, POSITION_CENTRES[position]), region)[0]
+        }
+    )
+    if cut:
+        raise ConfigError(
+            f"dataset.width, dataset.height: on a {width}x{height} canvas, objects at "
+            f"position(s) {cut} lie outside the centre square the model sees (its "
+            "preprocessing crops it); make the images square, or set "
+            "`activations.preprocess: reference`"
+        )
