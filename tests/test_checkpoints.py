@@ -13,8 +13,8 @@ import time
 import open_clip
 import pytest
 import torch
-from conftest import run_workflow
 from helpers import TINY_CFG, tiny_model
+from workflow_api import parse_workflow
 
 from vlmbinding import archs, models, pretrained, startup
 from vlmbinding.checkpoints import CheckpointError, checkpoint_format, checkpoint_problem
@@ -144,7 +144,7 @@ def test_hf_hub_config_offline_fails_in_seconds(monkeypatch):
         ("hf-hub:nobody/nothing", "not in the local hub cache"),
     ],
 )
-def test_bad_weights_stop_the_dry_run_naming_the_entry(tmp_path, tiny_config, weights, words):
+def test_bad_weights_stop_the_start_up_naming_the_entry(tmp_path, tiny_config, weights, words):
     if weights == "random":
         weights = str(tmp_path / "random.pt")
         (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 8)
@@ -152,6 +152,62 @@ def test_bad_weights_stop_the_dry_run_naming_the_entry(tmp_path, tiny_config, we
         weights = str(tmp_path / "missing.pt")
     tiny_config["models"] = [{"name": "mine", "arch": "ViT-B-32", "weights": weights}]
     tiny_config["analysis"]["layers"] = [-1]
-    proc = run_workflow(tmp_path / "run", tiny_config, "-n", check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "models entry 'mine'" in out and words in out, out[-2000:]
+    with pytest.raises(Exception) as err:
+        parse_workflow(tmp_path / "run", tiny_config)  # what `snakemake -n` runs first
+    out = str(err.value)
+    assert "models entry 'mine'" in out and words in out, out[-2000:]
+
+
+class Dangerous:
+    """Pickles as a call to os.system: loading it unsafely would run a command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_shapes_are_read_without_torch_and_without_running_pickled_code(tmp_path):
+    from vlmbinding.checkpoints import state_dict_shapes
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "plain.pt"
+    state = tiny_model().model.state_dict()
+    torch.save({"state_dict": state, "payload": Dangerous(marker)}, path)
+    shapes = state_dict_shapes(path)
+    assert shapes["visual.conv1.weight"] == (64, 3, 14, 14)
+    assert len(shapes) == len(state) and not marker.exists()
+    models.save_checkpoint(tiny_model().model, TINY_CFG, tmp_path / "own.pt")
+    assert state_dict_shapes(tmp_path / "own.pt") is None  # carries its own config
+
+
+def test_another_architecture_is_named_at_start_up(tmp_path, tiny_config):
+    from vlmbinding.archs import architecture_config, vision_geometry
+    from vlmbinding.checkpoints import architecture_mismatch, state_dict_shapes
+
+    path = tmp_path / "plain.pt"
+    torch.save({"state_dict": tiny_model().model.state_dict()}, path)
+    shapes = state_dict_shapes(path)
+    assert architecture_mismatch(shapes, vision_geometry(TINY_CFG), "tiny") is None
+    problem = architecture_mismatch(
+        shapes, vision_geometry(architecture_config("ViT-B-32")), "ViT-B-32"
+    )
+    assert "width 64 where ViT-B-32 has 768" in problem and "layers 3 where" in problem
+    tiny_config["models"] = [{"name": "mine", "arch": "ViT-B-32", "weights": str(path)}]
+    tiny_config["analysis"]["layers"] = [-1]
+    with pytest.raises(Exception) as err:
+        parse_workflow(tmp_path / "run", tiny_config)
+    assert "models entry 'mine'" in str(err.value)
+    assert "does not fit architecture 'ViT-B-32'" in str(err.value)
+
+
+def test_offline_mode_is_switched_on_when_the_hub_cannot_be_reached(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pretrained.offline_unless_reachable() is False
+    assert constants.HF_HUB_OFFLINE is True  # cached files load without 25 s of retries

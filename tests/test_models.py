@@ -71,6 +71,9 @@ def test_openai_tags_get_quick_gelu(monkeypatch):
 
 
 def test_uncached_tag_fails_fast_offline_with_advice(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)  # restored after
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(models, "tag_is_cached", lambda cfg, cache_dir=None: False)

@@ -1,6 +1,8 @@
-"""Start-up checks: a bad input stops `snakemake -n` before any job, naming the key or file.
+"""Start-up checks: a bad input stops the workflow's parse (so `snakemake -n`) before any
+job, naming the key or file.
 
 Each case was once caught late (inside a job, after the model ran) or blamed the wrong key.
+One case runs `snakemake -n` as a user would; the others parse the workflow in-process.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import run_workflow
 from PIL import Image
+from workflow_api import parse_workflow
 
 from vlmbinding import dataset as ds
 from vlmbinding.vocab import Vocabulary
@@ -32,23 +35,26 @@ def external_config(tmp_path, tiny_config):
 
 
 def _stops(workdir, config, *words):
-    proc = run_workflow(workdir / "run", config, "-n", check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out[-2000:]
+    with pytest.raises(Exception) as err:
+        parse_workflow(workdir / "run", config)
+    out = str(err.value)
     for w in words:
         assert w in out, (w, out[-3000:])
     assert not (workdir / "run" / "results").exists()
     return out
 
 
-def test_external_dataset_passes_the_dry_run(tmp_path, external_config):
-    proc = run_workflow(tmp_path / "run", external_config, "-n")
-    assert "import_dataset" in proc.stdout
+def test_external_dataset_passes_the_start_up_checks(tmp_path, external_config):
+    wf = parse_workflow(tmp_path / "run", external_config)
+    assert wf.get_rule("import_dataset").params.preprocess == "model"
 
 
 def test_a_text_file_named_png_stops_the_dry_run(tmp_path, external_config):
     (tmp_path / "mine" / "img_00003.png").write_text("not an image")
-    _stops(tmp_path, external_config, "img_00003.png is not a readable image")
+    proc = run_workflow(tmp_path / "run", external_config, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "img_00003.png is not a readable image" in out, out[-2000:]
+    assert not (tmp_path / "run" / "results").exists()
 
 
 def test_a_table_with_a_header_and_no_rows_names_the_table_not_top_k(tmp_path, external_config):
@@ -73,3 +79,10 @@ def test_unknown_gradcam_image_ids_stop_the_dry_run(tmp_path, tiny_config):
 def test_figures_neuron_is_checked_against_layers_and_width(tmp_path, tiny_config, neuron, words):
     tiny_config["figures"] = {"neuron": neuron}
     _stops(tmp_path, tiny_config, "figures.neuron", words)
+
+
+def test_a_wide_generated_canvas_that_the_crop_would_cut_is_refused(tmp_path, tiny_config):
+    tiny_config["dataset"].update(width=160, height=64)
+    _stops(tmp_path, tiny_config, "dataset.width, dataset.height", "'TL'", "preprocess: reference")
+    tiny_config["activations"]["preprocess"] = "reference"
+    parse_workflow(tmp_path / "ok", tiny_config)  # the whole image is seen

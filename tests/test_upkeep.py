@@ -106,3 +106,14 @@ def test_no_references_to_files_outside_the_project(needle):
 def test_license_is_mit():
     text = (REPO / "LICENSE").read_text()
     assert text.startswith("MIT License") and "WITHOUT WARRANTY" in text
+
+
+def test_rule_scripts_write_parquet_atomically():
+    """A rule script's parquet outputs go through vlmbinding.atomic.write_parquet (or
+    dataset.write_table), so a killed job never leaves a table that reads as complete."""
+    direct = [
+        p.name
+        for p in sorted((REPO / "workflow" / "scripts").glob("*.py"))
+        if ".to_parquet(" in p.read_text()
+    ]
+    assert not direct, f"use vlmbinding.atomic.write_parquet instead of to_parquet in {direct}"

@@ -33,8 +33,13 @@ def _check_config(config):
         names = [m["name"] for m in config["models"]]
         if len(set(names)) != len(names):
             raise ConfigError(f"models: model names must be unique, got {names}")
+        crop = crops_to_square(config["activations"]["preprocess"])
         if dataset["external"]:
             _check_external(dataset["external"], vocab, config["activations"])
+        else:
+            startup.check_generated_canvas(
+                vocab, dataset["width"], dataset["height"], crop
+            )
     except (ConfigError, ext.DatasetError) as e:
         raise WorkflowError(str(e)) from None
 
@@ -104,22 +109,6 @@ MODELS = {m["name"]: m for m in model_entries(config)}
 ARCH_DIR = REPO / "resources" / "models"
 
 
-def _check_weights():
-    """Weights files and open_clip tags, before any job (torch-free, fast offline).
-
-    Skipped by `snakemake --lint`, which reads the rules, not the weights (and so works
-    offline with the paper's config)."""
-    if "--lint" in sys.argv:
-        return
-    for name, m in MODELS.items():
-        problem = startup.weights_problem(m, weights_kind(m["weights"]))
-        if problem:
-            raise WorkflowError(f"models entry {name!r}: {problem}")
-
-
-_check_weights()
-
-
 def model_params(wildcards):
     """What identifies a model's weights, as plain values (tracked for reruns)."""
     return sorted_dict(MODELS[wildcards.model])
@@ -160,6 +149,24 @@ def arch_cfg(wildcards):
 def model_geometry(m):
     """Depth, width and token grid of a model's vision tower."""
     return vision_geometry(model_config(m))
+
+
+def _check_weights():
+    """Weights files and open_clip tags, before any job (torch-free, fast offline).
+
+    Skipped by `snakemake --lint`, which reads the rules, not the weights (and so works
+    offline with the paper's config)."""
+    if "--lint" in sys.argv:
+        return
+    for name, m in MODELS.items():
+        kind = weights_kind(m["weights"])
+        geometry = model_geometry(m) if kind == "file" else None
+        problem = startup.weights_problem(m, kind, geometry)
+        if problem:
+            raise WorkflowError(f"models entry {name!r}: {problem}")
+
+
+_check_weights()
 
 
 def toy_params(wildcards):

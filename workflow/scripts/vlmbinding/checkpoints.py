@@ -8,7 +8,10 @@ checkpoints that pickle Python objects) load only when the models entry says
 
 from __future__ import annotations
 
+import collections
+import io
 import json
+import pickle
 import struct
 import zipfile
 from pathlib import Path
@@ -105,3 +108,101 @@ def explain_load_error(error: Exception, path: str | Path, arch: str) -> str:
             "download it again"
         )
     return f"checkpoint file {path} cannot be loaded ({type(error).__name__}: {first})"
+
+
+# --- tensor shapes without torch, for the start-up check of the architecture -----------
+
+
+class _Shape(tuple):
+    """A tensor of a checkpoint, as its shape only."""
+
+
+class _Opaque:
+    """Stands in for any other pickled object: built, never run."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+def _rebuild_tensor(storage, offset, size, *rest):
+    return _Shape(tuple(size))
+
+
+def _rebuild_parameter(data, *rest):
+    return data
+
+
+class _ShapeUnpickler(pickle.Unpickler):
+    """Reads torch.save's data.pkl without torch and without importing anything else."""
+
+    def find_class(self, module, name):
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch._utils" and name.startswith("_rebuild_tensor"):
+            return _rebuild_tensor
+        if module == "torch._utils" and name.startswith("_rebuild_parameter"):
+            return _rebuild_parameter
+        return _Opaque
+
+    def persistent_load(self, pid):
+        return None
+
+
+def state_dict_shapes(path: str | Path) -> dict[str, tuple] | None:
+    """{parameter name: shape} of a checkpoint, read without torch; None when unknown.
+
+    torch.save zip archives (their data.pkl, a few kB) and safetensors headers are read;
+    checkpoints that carry their own `model_cfg` (written by this workflow), TorchScript
+    and legacy files give None: the loading job checks those.
+    """
+    path = Path(path)
+    try:
+        kind = checkpoint_format(path)
+        if kind == "safetensors":
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+            return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        if kind != "torch":
+            return None
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith("data.pkl"))
+            obj = _ShapeUnpickler(io.BytesIO(z.read(name))).load()
+    except Exception:  # noqa: BLE001 - unreadable here: the loading job will say why
+        return None
+    if isinstance(obj, dict) and "model_cfg" in obj:
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        return None
+    return {k.removeprefix("module."): tuple(v) for k, v in obj.items() if isinstance(v, _Shape)}
+
+
+def architecture_mismatch(shapes: dict[str, tuple], geometry: dict, arch: str) -> str | None:
+    """How a state dict's vision tower differs from `arch`'s geometry, or None.
+
+    Compares open_clip's names only (patch embedding, position embedding, block count);
+    a state dict in another naming is left to open_clip's converters and the job.
+    """
+    conv = shapes.get("visual.conv1.weight")
+    if conv is None or len(conv) != 4:
+        return None
+    found = {"width": conv[0], "patch_size": conv[2]}
+    blocks = {int(k.split(".")[3]) for k in shapes if k.startswith("visual.transformer.resblocks.")}
+    if blocks:
+        found["layers"] = max(blocks) + 1
+    pos = shapes.get("visual.positional_embedding")
+    if pos:
+        found["tokens"] = pos[0]
+    differ = {k: (v, geometry[k]) for k, v in found.items() if v != geometry[k]}
+    if not differ:
+        return None
+    detail = ", ".join(f"{k} {got} where {arch} has {want}" for k, (got, want) in differ.items())
+    return (
+        f"does not fit architecture {arch!r} ({detail}): is `arch` the architecture these "
+        "weights were trained with?"
+    )

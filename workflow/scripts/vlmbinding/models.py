@@ -26,9 +26,8 @@ from .checkpoints import (
     checkpoint_problem,
     explain_load_error,
 )
-from .pretrained import hub_reachable as _hub_reachable
 from .pretrained import offline_message as _offline_message
-from .pretrained import tag_is_cached
+from .pretrained import offline_unless_reachable, tag_is_cached
 from .weights import HF_HUB_PREFIX, RANDOM, weights_kind  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -167,14 +166,20 @@ def load_model(
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(hub_id, "open_clip_config.json")
-        if not isinstance(cached, str) and not _hub_reachable():
+        online = offline_unless_reachable()
+        if not isinstance(cached, str) and not online:
             raise WeightsUnavailable(_offline_message(f"model {weights}", arch))
-        model, _, preprocess = open_clip.create_model_and_transforms(weights)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(weights)
+        except Exception as e:  # offline with the weights uncached: at once, not retried
+            if online:
+                raise
+            raise WeightsUnavailable(_offline_message(f"model {weights}", arch)) from e
         cfg = hub_model_config(weights)
         tokenizer = open_clip.get_tokenizer(weights)
     else:
         tcfg = tag_config(arch, weights)
-        if not tag_is_cached(tcfg) and not _hub_reachable():
+        if not offline_unless_reachable() and not tag_is_cached(tcfg):
             raise WeightsUnavailable(_offline_message(f"open_clip weights {arch}/{weights}", arch))
         quick = bool(tcfg.get("quick_gelu", False))
         model, _, preprocess = open_clip.create_model_and_transforms(

@@ -77,6 +77,24 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def offline_unless_reachable() -> bool:
+    """Whether the hub is reachable; if not, switch huggingface_hub to offline mode.
+
+    Offline mode makes it read cached files at once instead of asking the hub first and
+    retrying for about 25 s, and fail at once for files it does not have.
+    """
+    if hub_reachable():
+        return True
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = True
+    except ImportError:
+        pass
+    return False
+
+
 def tag_is_cached(cfg: dict, cache_dir: str | None = None) -> bool:
     """Whether open_clip would find these tag weights without downloading."""
     hub = cfg.get("hf_hub")

@@ -43,19 +43,52 @@ def check_figure_neuron(choice: str | None, layers: Sequence[int], width: int, m
         )
 
 
-def weights_problem(entry: dict, kind: str) -> str | None:
+def weights_problem(entry: dict, kind: str, geometry: dict | None = None) -> str | None:
     """Why a models entry's weights cannot be loaded here, found without torch, or None.
 
     `kind` is the entry's weights kind (tag | file | hf-hub | ...). Files: missing,
     not a checkpoint, or a TorchScript archive without `trust_checkpoint`; tags: unknown
-    for the architecture, or not cached with no network. hf-hub ids are checked when their
-    config is read for the geometry (archs.hub_model_config, fast offline).
+    for the architecture, or not cached with no network. With the entry's `geometry`, a
+    state dict whose vision tower has another width, patch size or depth is named too (its
+    shapes read without torch). hf-hub ids are checked when their config is read for the
+    geometry (archs.hub_model_config, fast offline).
     """
-    from .checkpoints import checkpoint_problem
+    from .checkpoints import architecture_mismatch, checkpoint_problem, state_dict_shapes
     from .pretrained import tag_problem
 
     if kind == "file":
-        return checkpoint_problem(entry["weights"], bool(entry.get("trust_checkpoint")))
+        problem = checkpoint_problem(entry["weights"], bool(entry.get("trust_checkpoint")))
+        if problem or geometry is None:
+            return problem
+        shapes = state_dict_shapes(entry["weights"])
+        mismatch = shapes and architecture_mismatch(shapes, geometry, entry["arch"])
+        return f"checkpoint file {entry['weights']} {mismatch}" if mismatch else None
     if kind == "tag":
         return tag_problem(entry["arch"], entry["weights"])
     return None
+
+
+def check_generated_canvas(vocab, width: int, height: int, crop: bool) -> None:
+    """Every shape at every position of a generated image must lie inside what the model
+    sees: a non-square canvas loses its sides (or top and bottom) to the centre crop."""
+    from .dataset import Canvas
+    from .views import boxes_outside, seen_region
+    from .vocab import POSITION_CENTRES
+
+    canvas = Canvas(width, height)
+    region = seen_region(width, height, crop)
+    cut = sorted(
+        {
+            position
+            for position in vocab.positions
+            for shape in vocab.shapes
+            if boxes_outside(canvas.box(shape, POSITION_CENTRES[position]), region)[0]
+        }
+    )
+    if cut:
+        raise ConfigError(
+            f"dataset.width, dataset.height: on a {width}x{height} canvas, objects at "
+            f"position(s) {cut} lie outside the centre square the model sees (its "
+            "preprocessing crops it); make the images square, or set "
+            "`activations.preprocess: reference`"
+        )
