@@ -71,6 +71,9 @@ def _scores(
     lowest-entropy neurons (ties to the lower layer, then unit; NaN entropy never)."""
     h = entropy_bits(aff)
     finite = np.flatnonzero(np.isfinite(h))
+    if 0 < n < len(finite):  # only neurons up to the n-th entropy (ties included) compete
+        kth = np.partition(h[finite], n - 1)[n - 1]
+        finite = finite[h[finite] <= kth]
     layer, unit = order_keys
     order = finite[np.lexsort((unit[finite], layer[finite], h[finite]))][:n]
     a = aff[order]
