@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from vlmbinding.store import STORE_LAYOUTS, codecs_for, zarr_threads  # noqa: E402
+from vlmbinding.store import STORE_LAYOUTS, codecs_for, write_chunk, zarr_threads  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -128,7 +128,10 @@ def store_write(data, layers, target: Path, setting: dict, batch: int, width: in
         for s in range(0, n, batch):
             if setting["layout"] == "layer-chunks":  # as the extraction: one write per layer
                 for i, values in enumerate(layers[s // batch]):
-                    arr[s : s + batch, :, i * width : (i + 1) * width] = values
+                    if setting.get("raw", True):
+                        write_chunk(root, "mlp_out", (s // batch, 0, i), values)
+                    else:  # through zarr's codec pipeline
+                        arr[s : s + batch, :, i * width : (i + 1) * width] = values
             else:  # one write per batch (a whole shard)
                 arr[s : s + batch] = np.concatenate(layers[s // batch], axis=-1)
         fsync_and_drop(target)
@@ -165,6 +168,7 @@ def settings(quick: bool) -> list[dict]:
             {"codec": "zstd", "level": 3, "layout": "layer-chunks", "threads": 2},
             {"codec": "lz4-shuffle", "level": 1, "layout": "layer-chunks", "threads": 2},
             {"codec": "none", "level": 0, "layout": "batch-chunks", "threads": 2},
+            {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2, "raw": False},
             {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2, "crc": False},
         ]
     return s
@@ -172,7 +176,9 @@ def settings(quick: bool) -> list[dict]:
 
 def label(s: dict) -> str:
     level = f" {s['level']}" if s["codec"] != "none" else ""
-    crc = "" if s.get("crc", True) else ", no crc32c"
+    crc = "" if s.get("crc", True) else ", no crc32c (through zarr)"
+    if s["codec"] == "none" and s["layout"] == "layer-chunks" and s.get("crc", True):
+        crc += ", raw chunk files" if s.get("raw", True) else ", through zarr"
     return f"{s['codec']}{level}, {s['layout']}, {s['threads']} thr{crc}"
 
 
