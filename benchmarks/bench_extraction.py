@@ -84,7 +84,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="float16", help="dtype of the stored mlp_out")
     p.add_argument("--codec", default="none", help="activations.codec")
     p.add_argument("--compression-level", type=int, default=1, help="level of the codec")
-    p.add_argument("--layout", default="batch-shards", help="activations.layout")
+    p.add_argument("--layout", default="layer-chunks", help="activations.layout")
     p.add_argument("--store", default="tokens", choices=["tokens", "reduced"])
     p.add_argument("--autocast", default="none", choices=["none", "bf16", "fp16"])
     p.add_argument("--loader-threads", type=int, default=2, help="activations.loader_threads")

@@ -280,3 +280,22 @@ def test_zarr_threads_leaves_zarr_usable_in_a_fresh_process(stores):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(12, 32)"
+
+
+def test_raw_chunk_writes_equal_zarr_own_bytes(tmp_path):
+    arrays = {"mlp_out": ((3, 8), "float16", ["image", "token", "neuron"])}
+    ids = [f"i{k}" for k in range(5)]
+    values = np.random.default_rng(0).standard_normal((5, 3, 8)).astype(np.float16)
+    roots = {w: st.create_store(tmp_path / f"{w}.zarr", ids, arrays, 2, 4) for w in ("raw", "zarr")}
+    assert st.raw_chunks(roots["raw"]["mlp_out"])
+    for row in range(3):
+        for layer in range(2):
+            part = values[2 * row : 2 * row + 2, :, 4 * layer : 4 * layer + 4]
+            st.write_chunk(roots["raw"], "mlp_out", (row, 0, layer), part)  # last row: via zarr
+            roots["zarr"]["mlp_out"][2 * row : 2 * row + 2, :, 4 * layer : 4 * layer + 4] = part
+    for key in sorted(st.chunk_files(st.partial_path(tmp_path / "zarr.zarr"), "mlp_out")):
+        a, b = (st.partial_path(tmp_path / f"{w}.zarr") / "mlp_out" / key for w in ("raw", "zarr"))
+        assert a.read_bytes() == b.read_bytes(), key
+    np.testing.assert_array_equal(roots["raw"]["mlp_out"][:], values)
+    zstd = st.create_store(tmp_path / "z.zarr", ids, arrays, 2, 4, codec="zstd", level=1)
+    assert not st.raw_chunks(zstd["mlp_out"])

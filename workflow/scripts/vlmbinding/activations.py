@@ -237,10 +237,11 @@ class BatchWriter:
                     self.root[name][start : start + len(values)] = values
             if not layers:
                 return
-            stop, width = start + len(layers[0]), layers[0].shape[-1]
+            stop = start + len(layers[0])
             if self.per_layer:  # one whole chunk per layer, from contiguous memory
+                row = start // self.root["mlp_out"].chunks[0]
                 for i, values in enumerate(layers):
-                    self.root["mlp_out"][start:stop, :, i * width : (i + 1) * width] = values
+                    st.write_chunk(self.root, "mlp_out", (row, 0, i), values)
             else:  # one whole shard (or chunk) per batch
                 self.root["mlp_out"][start:stop] = np.concatenate(layers, axis=-1)
         finally:

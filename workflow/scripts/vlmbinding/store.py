@@ -8,7 +8,7 @@ Two modes (`activations.store`):
   tokens   mlp_out [image, token, neuron], every token of every image (the paper's tensor)
   reduced  mlp_mean / mlp_max [image, neuron] over all tokens, and mlp_mean_patches /
            mlp_max_patches over the patch tokens only (CLS dropped): what the neuron
-           statistics need, 257 times smaller for ViT-L/14
+           statistics need, 32 times smaller for ViT-L/14 (float32, 4 reductions)
 Both hold embeddings [image, dim] (float32).
 
 Integrity: the writer builds the store under `<path>.partial` and renames it only after
@@ -174,6 +174,44 @@ def create_store(
             config={"write_empty_chunks": True},
         )
     return root
+
+
+def raw_chunks(arr) -> bool:
+    """Are this array's chunk files plain little-endian bytes + a crc32c (codec none, no
+    shards)? Then `write_chunk` writes them without zarr's codec pipeline."""
+    names = [c.to_dict() for c in arr.metadata.codecs]
+    return (
+        arr.shards is None
+        and [c["name"] for c in names] == ["bytes", "crc32c"]
+        and names[0].get("configuration", {}).get("endian", "little") == "little"
+        and arr.dtype.byteorder in "<=|"
+        and np.little_endian
+    )
+
+
+def write_chunk(root, name: str, index: tuple[int, ...], values: np.ndarray) -> None:
+    """Write one whole chunk: `root[name]`'s chunk at grid position `index` = `values`.
+
+    For raw chunks (codec none) the file is written directly, the bytes of `values` then
+    their crc32c, as zarr itself would write it but without its copies (about 3 times less
+    CPU per GB, measured by benchmarks/bench_store.py); otherwise, or for an edge chunk
+    smaller than the chunk shape, through zarr.
+    """
+    arr = root[name]
+    region = tuple(slice(i * c, i * c + n) for i, c, n in zip(index, arr.chunks, values.shape))
+    if values.shape != tuple(arr.chunks) or not raw_chunks(arr):
+        arr[region] = values
+        return
+    import google_crc32c
+
+    data = np.ascontiguousarray(values, dtype=arr.dtype).view()
+    data.flags.writeable = False  # google_crc32c takes read-only buffers only
+    crc = np.uint32(google_crc32c.value(data)).astype("<u4")
+    path = store_path(root) / name / arr.metadata.encode_chunk_key(index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(memoryview(data).cast("B"))
+        f.write(crc.tobytes())
 
 
 def chunk_files(store_path, name: str) -> set[str]:
