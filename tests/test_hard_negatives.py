@@ -110,3 +110,20 @@ def test_training_with_hard_negatives_runs_and_is_seeded():
     (c1, p1), (c2, p2) = run(), run()
     assert c1[-1]["loss"] == c2[-1]["loss"] and torch.equal(p1, p2)
     assert np.isfinite(c1[-1]["loss"])
+
+
+def test_binding_pressure_config_trains_the_same_model_with_and_without_hard_negatives():
+    import yaml
+    from conftest import REPO
+
+    from vlmbinding.config import validate_config
+
+    config = yaml.safe_load((REPO / "config" / "binding-pressure.yaml").read_text())
+    validate_config(config, REPO / "config" / "schema.yaml")
+    models = config["models"]
+    plain = [m for m in models if not m["toy"].get("hard_negatives")]
+    pressed = [m for m in models if m["toy"].get("hard_negatives")]
+    assert len(plain) >= 3 and len(pressed) >= 3
+    assert sorted(m["toy"]["seed"] for m in plain) == sorted(m["toy"]["seed"] for m in pressed)
+    strip = [{k: v for k, v in m.items() if k not in ("name", "toy")} for m in models]
+    assert all(s == strip[0] for s in strip)  # one architecture, one kind of weights
