@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 from vlmbinding.specification import specification_summary, specification_table
 from vlmbinding.vocab import Vocabulary
@@ -22,6 +23,6 @@ table = specification_table(
     n_perm=grid["permutations"],
     seed=grid["seed"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)
 summary = specification_summary(table, grid["alpha"])
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.controls import beyond_pixels_table
 from vlmbinding.logs import to_file
 from vlmbinding.vocab import Vocabulary
@@ -18,4 +19,4 @@ table = beyond_pixels_table(
     n_perm=p["permutations"],
     seed=p["seed"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import torch
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.intervene import run_stage
 from vlmbinding.logs import to_file
 
@@ -26,6 +27,6 @@ effects, summary, example = run_stage(
     snakemake.params.pca_variance,
     snakemake.params.device,
 )
-effects.to_parquet(snakemake.output.effects, index=False)
+write_parquet(effects, snakemake.output.effects)
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)
 np.savez_compressed(snakemake.output.example, **example)

@@ -5,6 +5,7 @@ import logging
 import pandas as pd
 import torch
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.io import dataset_presence
 from vlmbinding.logs import to_file
 from vlmbinding.models import load_entry
@@ -24,4 +25,4 @@ log.info(f"{pixels.shape[0]} images of {pixels.shape[1]} input values each")
 table = pixel_separability(
     pixels, presence, vocab.features, all_pairs(vocab.features), snakemake.params.pca_variance
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

@@ -1,5 +1,6 @@
 """Rule specification_neurons: one block's affinities under every top_k/reduce/tokens choice."""
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.io import dataset_presence, open_checked_store
 from vlmbinding.logs import to_file
 from vlmbinding.specification import layer_affinity_grid, usable_top_ks
@@ -21,4 +22,4 @@ table = layer_affinity_grid(
     reductions=grid["reduce"],
     token_sets=grid["tokens"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.io import dataset_presence
 from vlmbinding.logs import to_file
 from vlmbinding.nullmodel import null_superposition_tables
@@ -20,5 +21,5 @@ table, correlation = null_superposition_tables(
     n_perm=snakemake.params.null["n_perm"],
     seed=snakemake.params.null["seed"],
 )
-table.to_parquet(snakemake.output.table, index=False)
-correlation.to_parquet(snakemake.output.correlation, index=False)
+write_parquet(table, snakemake.output.table)
+write_parquet(correlation, snakemake.output.correlation)

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 from vlmbinding.sanity import sanity_table
 from vlmbinding.tables import html_page
@@ -35,6 +36,6 @@ table = sanity_table(
     n_boot=p.statistics["bootstrap"],
     seed=p.statistics["seed"],
 )
-table.to_parquet(snakemake.output.table, index=False)
+write_parquet(table, snakemake.output.table)
 with open(snakemake.output.html, "w") as f:
     f.write(html_page(f"{snakemake.wildcards.model}: sanity controls", sanity_page_sections(table)))

@@ -69,8 +69,6 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-
-
 def tag_config(arch: str, tag: str) -> dict:
     """open_clip's pretrained config for `arch`/`tag`, or a WeightsUnavailable naming the tags."""
     import open_clip
