@@ -133,7 +133,7 @@ def store_write(data, layers, target: Path, setting: dict, batch: int, width: in
             if setting["layout"] == "layer-chunks":  # as the extraction: one write per layer
                 for i, values in enumerate(layers[s // batch]):
                     if setting.get("raw", True):
-                        write_chunk(root, "mlp_out", (s // batch, 0, i), values)
+                        write_chunk(arr, (s // batch, 0, i), values)
                     else:  # through zarr's codec pipeline
                         arr[s : s + batch, :, i * width : (i + 1) * width] = values
             else:  # one write per batch (a whole shard)
