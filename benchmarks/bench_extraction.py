@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -93,6 +94,11 @@ def parse_args(argv=None):
         "--threads", type=int, default=None, help="torch.set_num_threads (default: as is)"
     )
     p.add_argument("--repeat", type=int, default=1, help="runs of each measurement; best is kept")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated measurements to run (default all): extraction,bare_load,...",
+    )
     p.add_argument("--workdir", default=None, help="folder for images and store (default: temp)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--seed", type=int, default=0)
@@ -282,6 +288,9 @@ def run(args, device: torch.device, work: Path) -> None:
         ("load", load_only),
         ("write", write_only),
     ]
+    if args.only:
+        keep = set(args.only.split(",")) | {"extraction", "bare_load"}
+        measurements = [m for m in measurements if m[0] in keep]
     for i in range(args.repeat):
         # a different order each round, so no measurement always follows the same one
         k = i % len(measurements)
@@ -296,6 +305,7 @@ def run(args, device: torch.device, work: Path) -> None:
                     shutil.rmtree(store)
                 store = out
 
+    best = defaultdict(lambda: float("nan"), best)  # measurements left out by --only
     root = open_store(store)
     assert root["embeddings"].shape == (n, geo["embed_dim"])
     size = dir_size(store)

@@ -291,7 +291,7 @@ def test_raw_chunk_writes_equal_zarr_own_bytes(tmp_path):
     for row in range(3):
         for layer in range(2):
             part = values[2 * row : 2 * row + 2, :, 4 * layer : 4 * layer + 4]
-            st.write_chunk(roots["raw"], "mlp_out", (row, 0, layer), part)  # last row: via zarr
+            st.write_chunk(roots["raw"]["mlp_out"], (row, 0, layer), part)  # last: via zarr
             roots["zarr"]["mlp_out"][2 * row : 2 * row + 2, :, 4 * layer : 4 * layer + 4] = part
     for key in sorted(st.chunk_files(st.partial_path(tmp_path / "zarr.zarr"), "mlp_out")):
         a, b = (st.partial_path(tmp_path / f"{w}.zarr") / "mlp_out" / key for w in ("raw", "zarr"))

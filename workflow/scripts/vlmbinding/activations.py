@@ -223,6 +223,8 @@ class BatchWriter:
 
     def __init__(self, root, depth: int, per_layer: bool = True):
         self.root, self.error, self.per_layer = root, None, per_layer
+        self.arrays = dict(root.arrays())  # looked up once: each lookup reads metadata
+        self.mlp_out = self.arrays.get("mlp_out")
         self.queue: queue.Queue | None = queue.Queue(maxsize=depth) if depth > 0 else None
         if self.queue is not None:
             self.thread = threading.Thread(target=self._run, name="store_writer", daemon=True)
@@ -234,16 +236,16 @@ class BatchWriter:
             layers = [v for k, v in arrays.items() if k.startswith("mlp_out/")]
             for name, values in arrays.items():
                 if not name.startswith("mlp_out/"):
-                    self.root[name][start : start + len(values)] = values
+                    self.arrays[name][start : start + len(values)] = values
             if not layers:
                 return
             stop = start + len(layers[0])
             if self.per_layer:  # one whole chunk per layer, from contiguous memory
-                row = start // self.root["mlp_out"].chunks[0]
+                row = start // self.mlp_out.chunks[0]
                 for i, values in enumerate(layers):
-                    st.write_chunk(self.root, "mlp_out", (row, 0, i), values)
+                    st.write_chunk(self.mlp_out, (row, 0, i), values)
             else:  # one whole shard (or chunk) per batch
-                self.root["mlp_out"][start:stop] = np.concatenate(layers, axis=-1)
+                self.mlp_out[start:stop] = np.concatenate(layers, axis=-1)
         finally:
             release()
 
