@@ -62,10 +62,20 @@ def sanity_sentences(table: pd.DataFrame) -> list[str]:
     """One sentence per statistic, with the numbers it rests on."""
     out = []
     for row in table.itertuples(index=False):
-        pix = f"; pixel baseline {_fmt(row.pixels)}" if np.isfinite(row.pixels) else ""
+        pix = ""
+        if np.isfinite(row.pixels):
+            what = (
+                "an evenly spread map (the object's area share)"
+                if row.statistic.startswith("Grad-CAM")
+                else "S against the pixels' separability"
+            )
+            pix = f"; {what} {_fmt(row.pixels)}"
         p = ""
         if np.isfinite(row.trained_mantel_p):
-            p = f" (Mantel p {_fmt(row.trained_mantel_p)} and {_fmt(row.random_mantel_p)})"
+            p = (
+                f" (Mantel p: trained {_fmt(row.trained_mantel_p)}, "
+                f"twin {_fmt(row.random_mantel_p)})"
+            )
         out.append(
             f"{row.statistic}: trained {_fmt(row.trained)} [{_fmt(row.trained_ci_low)}, "
             f"{_fmt(row.trained_ci_high)}], untrained twin {_fmt(row.random)} "
