@@ -101,6 +101,7 @@ class Settings:
     seed: int = 0
     batch_size: int = 256
     pca_variance: float = 0.9
+    control_match: str = "layer_counts"
 
 
 def condition_key(neurons: dict[int, np.ndarray]) -> tuple:
@@ -171,8 +172,10 @@ def run_interventions(
             rows.append(row)
             continue
         own_cond = iv.by_layer(own)
-        pool = pools.setdefault(iv.layer_profile(own_cond), [])
-        controls = iv.pick_controls(pool, own_cond, settings.control_draws, width, rng)
+        pool = pools.setdefault(iv.control_profile(own_cond, settings.control_match), [])
+        controls = iv.pick_controls(
+            pool, own_cond, settings.control_draws, width, rng, settings.control_match
+        )
         conditions = [own_cond, *controls]
         keys = [condition_key(c) for c in conditions]
         todo = [i for i, key in enumerate(keys) if key not in kept and key not in recent]
@@ -296,6 +299,7 @@ def run_stage(
         seed=settings["seed"],
         batch_size=settings["batch_size"],
         pca_variance=pca_variance,
+        control_match=settings.get("control_match", "layer_counts"),
     )
     t0 = time.time()
     with ab.Ablator(model, values) as ablator:
