@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from . import ablation as ab
 from . import interventions as iv
@@ -149,7 +150,8 @@ def run_interventions(
         f1, f2 = pair.f1, pair.f2
         m1, m2 = pair_classes(presence, col[f1], col[f2])
         sel = trials.involving(f1, f2)
-        before = pair_measures(stored, m1, m2, trials, sel, settings.pca_variance)
+        with threadpool_limits(limits=1, user_api="blas"):
+            before = pair_measures(stored, m1, m2, trials, sel, settings.pca_variance)
         own = iv.pair_neurons(
             feature_neurons, features, f1, f2, settings.neurons_per_pair, settings.ratio_threshold
         )
@@ -194,12 +196,15 @@ def run_interventions(
         after = [recent.get(key, kept.get(key)) for key in keys]
         while len(recent) > 8:
             recent.pop(next(iter(recent)))
-        measured = [pair_measures(e, m1, m2, trials, sel, settings.pca_variance) for e in after]
+        # Small SVDs: BLAS threads only wait on each other (45x slower on a busy machine).
+        with threadpool_limits(limits=1, user_api="blas"):
+            measured = [pair_measures(e, m1, m2, trials, sel, settings.pca_variance) for e in after]
+            others = np.array([not ({a, b} & {f1, f2}) for a, b in all_pairs])
+            shift = full_space(after[0], [c for c, o in zip(classes, others) if o])
+        shift = shift - base_full[others]
         for m in iv.MEASURES:
             d = [x[m] - before[m] for x in measured]
             row.update(iv.effect_columns(m, d[0], d[1:]))
-        others = np.array([not ({a, b} & {f1, f2}) for a, b in all_pairs])
-        shift = full_space(after[0], [c for c, o in zip(classes, others) if o]) - base_full[others]
         row["dD_others_mean"], row["dM_others_mean"] = np.nanmean(shift, axis=0)
         row["n_others"] = int(others.sum())
         rows.append(row)
