@@ -22,6 +22,7 @@ Printed: wall time, seconds per pair and the CPU share other processes took mean
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import tempfile
@@ -50,6 +51,7 @@ DEMO_SETTINGS = {
     "batch_size": 256,
     "cache_gib": 8,
     "control_draws": 5,
+    "control_match": "layer_counts",
     "neurons_per_pair": 10,
     "pairs": "all",
     "ratio_threshold": None,
@@ -69,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--n-neurons", type=int, default=1000, help="feature neurons (synthetic)")
     p.add_argument("--pairs", default="all", help="all | n (top/bottom by S + a sample)")
     p.add_argument("--control-draws", type=int, default=5)
+    p.add_argument("--control-match", default="layer_counts", choices=["layer_counts", "layers"])
+    p.add_argument("--quiet", action="store_true", help="no per-pair log lines")
     p.add_argument("--neurons-per-pair", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -141,6 +145,8 @@ def synthetic(args, work: Path):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if not args.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -152,6 +158,7 @@ def main(argv=None) -> None:
             **DEMO_SETTINGS,
             "pairs": args.pairs if args.pairs == "all" else int(args.pairs),
             "control_draws": args.control_draws,
+            "control_match": args.control_match,
             "neurons_per_pair": args.neurons_per_pair,
             "batch_size": args.batch_size,
         }
@@ -175,7 +182,8 @@ def main(argv=None) -> None:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         print(
             f"intervention stage: {len(effects)} pairs x (own + {args.control_draws} control "
-            f"draws), median {effects['n_ablated'].median():.0f} neurons per pair: "
+            f"draws, {args.control_match}), median {effects['n_ablated'].median():.0f} "
+            "neurons per pair: "
             f"{wall:.1f} s wall ({wall / max(1, len(effects)):.2f} s per pair) on {name}, "
             f"{torch.get_num_threads()} torch threads"
         )

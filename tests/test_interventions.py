@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,3 +259,20 @@ def test_shared_control_draws_match_the_layers_and_avoid_each_pairs_own_neurons(
         for draw in iv.pick_controls([], owns[0], 1, 12, np.random.default_rng(seed)):
             seen[draw[0]] += 1
     assert seen[1] == seen[2] == 0 and seen[[0, 3, 4, 5, 6, 7, 8, 9, 10, 11]].min() > 30
+
+
+def test_controls_matched_on_layers_only_keep_the_layers_and_the_total():
+    rng = np.random.default_rng(5)
+    own = {0: np.array([1, 2]), 3: np.array([5])}
+    pool: list = []
+    per_layer = Counter()
+    for _ in range(100):
+        for draw in iv.pick_controls(pool, own, 3, 12, rng, match="layers"):
+            assert set(draw) <= {0, 3} and sum(len(u) for u in draw.values()) == 3
+            assert not set(draw.get(0, [])) & {1, 2} and 5 not in set(draw.get(3, []))
+            per_layer.update({layer: len(u) for layer, u in draw.items()})
+        pool = []  # fresh pool: independent draws
+    assert per_layer[0] > 0 and per_layer[3] > 0
+    assert iv.control_profile(own, "layers") == iv.control_profile(
+        {0: np.array([7]), 3: np.array([1, 2])}, "layers"
+    )

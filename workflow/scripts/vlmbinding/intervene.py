@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from . import ablation as ab
 from . import interventions as iv
@@ -101,6 +102,7 @@ class Settings:
     seed: int = 0
     batch_size: int = 256
     pca_variance: float = 0.9
+    control_match: str = "layer_counts"
 
 
 def condition_key(neurons: dict[int, np.ndarray]) -> tuple:
@@ -148,7 +150,8 @@ def run_interventions(
         f1, f2 = pair.f1, pair.f2
         m1, m2 = pair_classes(presence, col[f1], col[f2])
         sel = trials.involving(f1, f2)
-        before = pair_measures(stored, m1, m2, trials, sel, settings.pca_variance)
+        with threadpool_limits(limits=1, user_api="blas"):
+            before = pair_measures(stored, m1, m2, trials, sel, settings.pca_variance)
         own = iv.pair_neurons(
             feature_neurons, features, f1, f2, settings.neurons_per_pair, settings.ratio_threshold
         )
@@ -171,8 +174,10 @@ def run_interventions(
             rows.append(row)
             continue
         own_cond = iv.by_layer(own)
-        pool = pools.setdefault(iv.layer_profile(own_cond), [])
-        controls = iv.pick_controls(pool, own_cond, settings.control_draws, width, rng)
+        pool = pools.setdefault(iv.control_profile(own_cond, settings.control_match), [])
+        controls = iv.pick_controls(
+            pool, own_cond, settings.control_draws, width, rng, settings.control_match
+        )
         conditions = [own_cond, *controls]
         keys = [condition_key(c) for c in conditions]
         todo = [i for i, key in enumerate(keys) if key not in kept and key not in recent]
@@ -191,12 +196,15 @@ def run_interventions(
         after = [recent.get(key, kept.get(key)) for key in keys]
         while len(recent) > 8:
             recent.pop(next(iter(recent)))
-        measured = [pair_measures(e, m1, m2, trials, sel, settings.pca_variance) for e in after]
+        # Small SVDs: BLAS threads only wait on each other (45x slower on a busy machine).
+        with threadpool_limits(limits=1, user_api="blas"):
+            measured = [pair_measures(e, m1, m2, trials, sel, settings.pca_variance) for e in after]
+            others = np.array([not ({a, b} & {f1, f2}) for a, b in all_pairs])
+            shift = full_space(after[0], [c for c, o in zip(classes, others) if o])
+        shift = shift - base_full[others]
         for m in iv.MEASURES:
             d = [x[m] - before[m] for x in measured]
             row.update(iv.effect_columns(m, d[0], d[1:]))
-        others = np.array([not ({a, b} & {f1, f2}) for a, b in all_pairs])
-        shift = full_space(after[0], [c for c, o in zip(classes, others) if o]) - base_full[others]
         row["dD_others_mean"], row["dM_others_mean"] = np.nanmean(shift, axis=0)
         row["n_others"] = int(others.sum())
         rows.append(row)
@@ -296,6 +304,7 @@ def run_stage(
         seed=settings["seed"],
         batch_size=settings["batch_size"],
         pca_variance=pca_variance,
+        control_match=settings.get("control_match", "layer_counts"),
     )
     t0 = time.time()
     with ab.Ablator(model, values) as ablator:

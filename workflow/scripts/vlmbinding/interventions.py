@@ -88,9 +88,37 @@ def control_draws(
     return draws
 
 
+CONTROL_MATCHES = ("layer_counts", "layers")
+
+
 def layer_profile(neurons: dict[int, np.ndarray]) -> tuple[tuple[int, int], ...]:
     """((layer, count), ...): how many neurons a set has in each layer."""
     return tuple((int(layer), len(units)) for layer, units in sorted(neurons.items()) if len(units))
+
+
+def control_profile(neurons: dict[int, np.ndarray], match: str = "layer_counts") -> tuple:
+    """What a control draw must match: the count in each layer (`layer_counts`), or only
+    the layers and the total count (`layers`: fewer profiles, so more sharing)."""
+    if match not in CONTROL_MATCHES:
+        raise ValueError(f"interventions.control_match must be one of {CONTROL_MATCHES}")
+    profile = layer_profile(neurons)
+    if match == "layer_counts":
+        return ("layer_counts", profile)
+    return ("layers", tuple(layer for layer, _ in profile), sum(c for _, c in profile))
+
+
+def draw_control(profile: tuple, width: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """One draw, uniform among the neuron sets of `profile` (without replacement)."""
+    if profile[0] == "layer_counts":
+        return {layer: np.sort(rng.choice(width, size=c, replace=False)) for layer, c in profile[1]}
+    layers, total = profile[1], profile[2]
+    flat = rng.choice(len(layers) * width, size=total, replace=False)
+    draw = {}
+    for i, layer in enumerate(layers):
+        units = np.sort(flat[flat // width == i] % width)
+        if len(units):
+            draw[layer] = units
+    return draw
 
 
 def pick_controls(
@@ -99,20 +127,21 @@ def pick_controls(
     k: int,
     width: int,
     rng: np.random.Generator,
+    match: str = "layer_counts",
 ) -> list[dict[int, np.ndarray]]:
     """`k` control draws for a pair whose neurons are `own`, shared through `pool`.
 
-    `pool` holds earlier draws of the same layer profile, each drawn uniformly among all
-    sets with that profile (c units of layer l drawn without replacement from its `width`
-    units). The pair takes, in pool order, the first k that share no neuron with `own`,
-    and new draws are appended until it has k. Rejecting the draws that meet `own` leaves
-    each chosen one uniform among the sets that avoid the pair's neurons: the same null as
-    fresh per-pair draws (`control_draws`), but pairs with one profile share draws and so
-    the forward passes behind them (their control effects are then dependent across
-    pairs, which the pair bootstrap of the summary does not see).
+    `pool` holds earlier draws of the same profile (`control_profile`), each drawn
+    uniformly among all sets of that profile (`draw_control`). The pair takes, in pool
+    order, the first k that share no neuron with `own`, and new draws are appended until
+    it has k. Rejecting the draws that meet `own` leaves each chosen one uniform among the
+    sets that avoid the pair's neurons: the same null as fresh per-pair draws
+    (`control_draws`), but pairs with one profile share draws and so the forward passes
+    behind them (their control effects are then dependent across pairs, which the pair
+    bootstrap of the summary does not see).
     """
     mine = {(layer, int(u)) for layer, units in own.items() for u in units}
-    profile = layer_profile(own)
+    profile = control_profile(own, match)
 
     def avoids(draw):
         return not any((layer, int(u)) in mine for layer, units in draw.items() for u in units)
@@ -120,9 +149,7 @@ def pick_controls(
     chosen = [d for d in pool if avoids(d)][:k]
     tries = 0
     while len(chosen) < k:
-        draw = {
-            layer: np.sort(rng.choice(width, size=count, replace=False)) for layer, count in profile
-        }
+        draw = draw_control(profile, width, rng)
         pool.append(draw)
         if avoids(draw):
             chosen.append(draw)
