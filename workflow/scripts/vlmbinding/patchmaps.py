@@ -63,3 +63,21 @@ def load_maps(path) -> dict:
             "layer": int(f["layer"]),
             "unit": int(f["unit"]),
         }
+
+
+def figure_maps(root, neurons, presence, image_ids, features, choice, n_top, image_paths, model):
+    """The patch-map figure's neuron, images and maps: (image ids, titles, maps, layer,
+    unit). From a tokens store the maps are read; from a reduced one `model()` (which loads
+    the model) recomputes them over `image_paths[id]` of just those images."""
+    from . import patches as pt
+
+    neuron = pt.pick_neuron(neurons, choice)
+    chosen = pt.images_to_show(neuron, presence, image_ids, features, n_top)
+    layer, unit = int(neuron["layer"]), int(neuron["unit"])
+    ids, titles = [i for i, _ in chosen], [t for _, t in chosen]
+    if root.attrs.get("mode", "tokens") == "tokens":
+        maps = maps_from_store(root, [image_ids.index(i) for i in ids], layer, unit)
+    else:
+        paths = [image_paths[i] for i in ids]
+        maps = maps_from_model(model(), paths, layer, unit, dict(root.attrs))
+    return ids, titles, maps, layer, unit
