@@ -39,7 +39,7 @@ def test_pixel_D_and_M_by_hand(tmp_path):
     colours = {
         "a": (255, 0, 0),  # f1 only
         "b": (0, 0, 255),  # f1 only
-        "c": (0, 0, 255),  # f2 only
+        "c": (102, 0, 255),  # f2 only: (0.4, 0, 1)
         "d": (0, 255, 0),  # f2 only
         "e": (255, 255, 255),  # both: in neither class
         "f": (0, 0, 0),  # neither
@@ -50,15 +50,29 @@ def test_pixel_D_and_M_by_hand(tmp_path):
         paths.append(str(tmp_path / f"{name}.png"))
     presence = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 0]])
     x = pixels.pixel_tensors(paths, act.reference_preprocess(2))
+    assert x.shape == (6, 12)
     table = pixels.pixel_separability(x, presence, ["f1", "f2"], [("f1", "f2")])
     full = table[table["space"] == "full"].iloc[0]
-    # centroids per pixel: class 1 (.5, 0, .5), class 2 (0, .5, .5); 4 pixels
-    assert full["D"] == pytest.approx(math.sqrt(4 * (0.5**2 + 0.5**2)))
-    # per pixel squared distances to (c1, c2): a (.5, 1.5) right; b (.5, .5) tie -> class 1,
-    # right; c (.5, .5) tie -> class 1, wrong; d (1.5, .5) right
+    # centroids per pixel: class 1 (.5, 0, .5), class 2 (.2, .5, .5); 4 pixels
+    assert full["D"] == pytest.approx(math.sqrt(4 * (0.3**2 + 0.5**2)))
+    # per-pixel squared distances to (c1, c2): a (.5, 1.14) right; b (.5, .54) right;
+    # c (.26, .54) nearer class 1: wrong; d (1.5, .54) right
     assert full["M"] == pytest.approx(1 / 4)
     assert (full["n1"], full["n2"]) == (2, 2)
     assert set(table["space"]) == {"full", "pca"}
+
+
+def test_the_row_space_shortcut_changes_nothing():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 500)).astype(np.float32)
+    presence = rng.uniform(size=(40, 4)) < 0.5
+    feats = ["a", "b", "c", "d"]
+    pairs = list(itertools.combinations(feats, 2))
+    fast = pixels.pixel_separability(x, presence, feats, pairs, 0.9)
+    from vlmbinding.separability import separability_table
+
+    slow = separability_table(x, presence, feats, pairs, 0.9)
+    pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9)
 
 
 def test_the_residual_correlation_by_hand():
