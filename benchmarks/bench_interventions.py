@@ -73,6 +73,7 @@ def parse_args(argv=None):
     p.add_argument("--control-draws", type=int, default=5)
     p.add_argument("--control-match", default="layer_counts", choices=["layer_counts", "layers"])
     p.add_argument("--quiet", action="store_true", help="no per-pair log lines")
+    p.add_argument("--out", default=None, help="folder for effects.parquet and summary.tsv")
     p.add_argument("--neurons-per-pair", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -189,7 +190,12 @@ def main(argv=None) -> None:
         )
         print(share.report())
         cols = ["measure", "n_pairs", "excess_mean", "excess_ci_low", "excess_ci_high"]
-        print(summary[cols + ["spearman_S", "mantel_p"]].to_string(index=False))
+        cols += ["spearman_S", "spearman_S_ci_low", "spearman_S_ci_high", "mantel_p"]
+        print(summary[cols].to_string(index=False))
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            effects.to_parquet(Path(args.out) / "effects.parquet", index=False)
+            summary.to_csv(Path(args.out) / "summary.tsv", sep="\t", index=False)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
