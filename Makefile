@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: venv test test-slurm demo lint format config-doc clean
+.PHONY: venv test test-slow test-slurm demo lint format config-doc clean
 
 venv: $(VENV)/.installed
 
@@ -15,7 +15,11 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 test: venv
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -m "not slow" tests
+
+# End-to-end runs of the optional stages (minutes each); CI runs them after `make test`.
+test-slow: venv
+	$(BIN)/pytest -q -m slow tests
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml

@@ -13,6 +13,9 @@ from test_workflow_analysis import planned_jobs
 
 from vlmbinding.store import open_store
 
+# make test-slow (pytest.ini): a whole workflow run of an optional stage
+pytestmark = pytest.mark.slow
+
 TWIN = "toy/controls/random"
 
 

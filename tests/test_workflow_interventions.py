@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import run_workflow
+
+# make test-slow (pytest.ini): a whole workflow run of an optional stage
+pytestmark = pytest.mark.slow
 
 
 def test_tiny_intervention_run(tmp_path, tiny_config):

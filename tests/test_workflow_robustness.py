@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 from conftest import run_workflow
 
+# make test-slow (pytest.ini): a whole workflow run of an optional stage
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

@@ -6,10 +6,14 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import run_workflow
 
 from vlmbinding import patchmaps
 from vlmbinding.store import StoreError, open_store
+
+# make test-slow (pytest.ini): a whole workflow run of an optional stage
+pytestmark = pytest.mark.slow
 
 TARGETS = [
     "results/toy/neurons.parquet",
