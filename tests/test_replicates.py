@@ -187,3 +187,42 @@ def test_heterogeneity_between_replicates_is_found():
     assert out["ci_high"] - out["ci_low"] > np.tanh(0.2 + 1.96 * 0.1 / np.sqrt(12)) - np.tanh(
         0.2 - 1.96 * 0.1 / np.sqrt(12)
     )
+
+
+def test_replicate_means_give_a_t_interval_over_seeds_on_hand_made_numbers():
+    from vlmbinding.compare import replicate_means
+
+    summary = pd.DataFrame(
+        {
+            "model": ["a", "a/replicate-1", "a/replicate-2", "a/controls/random", "b"],
+            "base": ["a", "a", "a", "a", "b"],
+            "role": ["trained", "trained", "trained", "random", "trained"],
+            "binding_accuracy": [0.5, 0.6, 0.7, 0.1, 0.55],
+            "median_entropy": [3.0, 3.0, 3.0, 4.0, np.nan],
+        }
+    )
+    out = replicate_means(summary, statistics=("binding_accuracy", "median_entropy"))
+    a = out[(out["base"] == "a") & (out["statistic"] == "binding_accuracy")].iloc[0]
+    # mean 0.6, sd 0.1, t(0.975, 2) = 4.302653, half width 4.302653 * 0.1 / sqrt(3)
+    assert a["k"] == 3 and a["mean"] == pytest.approx(0.6) and a["sd"] == pytest.approx(0.1)
+    assert a["ci_high"] - a["mean"] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
+    same = out[(out["base"] == "a") & (out["statistic"] == "median_entropy")].iloc[0]
+    assert same["ci_low"] == same["ci_high"] == 3.0  # the twin's 4.0 is not a replicate
+    b = out[out["base"] == "b"].set_index("statistic")
+    assert b.loc["binding_accuracy", "k"] == 1 and np.isnan(b.loc["binding_accuracy", "ci_low"])
+    assert b.loc["median_entropy", "k"] == 0
+
+
+def test_the_binding_pressure_config_gives_two_bases_of_three_seeds_and_a_twin_each():
+    config = validate_config(
+        yaml.safe_load((REPO / "config" / "binding-pressure.yaml").read_text()), SCHEMA
+    )
+    entries = model_entries(config)
+    trained = [e for e in entries if e["role"] == "trained"]
+    assert [e["base"] for e in trained] == ["toy-plain"] * 3 + ["toy-negclip"] * 3
+    assert [e.get("toy_seed") for e in trained] == [0, 1, 2] * 2
+    assert all(e["toy"]["hard_negatives"] for e in trained if e["base"] == "toy-negclip")
+    assert sorted(e["name"] for e in entries if e["role"] == "random") == [
+        "toy-negclip/controls/random",
+        "toy-plain/controls/random",
+    ]

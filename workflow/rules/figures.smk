@@ -180,6 +180,7 @@ rule compare_models:
         ),
         pdf="results/comparison/models.pdf",
         pooled="results/comparison/replicates.tsv",
+        means="results/comparison/replicate_means.tsv",
         replicates_png=report(
             "results/comparison/replicates.png",
             caption="../report/replicates.rst",

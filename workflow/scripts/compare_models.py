@@ -3,7 +3,7 @@
 import pandas as pd
 
 from vlmbinding import figures
-from vlmbinding.compare import model_summary, pool_replicates
+from vlmbinding.compare import model_summary, pool_replicates, replicate_means
 from vlmbinding.logs import to_file
 from vlmbinding.tables import html_page
 
@@ -28,6 +28,8 @@ summary.insert(2, "role", snakemake.params.roles)
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
 pooled = pool_replicates(summary)
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
+means = replicate_means(summary)
+means.to_csv(snakemake.output.means, sep="\t", index=False)
 figures.save_figure(
     figures.replicate_forest(summary, pooled),
     snakemake.output.replicates_png,
@@ -59,6 +61,14 @@ with open(snakemake.output.html, "w") as f:
                     "uncertainty, r_mean and r_sd over the replicates; se_source: which "
                     "interval gave each replicate's weight.",
                     pooled,
+                ),
+                (
+                    "Other statistics over seeds, per base model",
+                    "The trained replicates' mean of each statistic with a 95% Student t "
+                    "interval over the training seeds (k - 1 degrees of freedom; the seed is "
+                    "the unit); compare two base models (for example with and without hard "
+                    "negatives, config/binding-pressure.yaml) by their intervals.",
+                    means,
                 ),
             ],
         )

@@ -188,3 +188,38 @@ def pool_replicates(summary: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=POOLED_COLUMNS)
+
+
+# --- replicates: other statistics over seeds -----------------------------------------------
+
+SEED_STATISTICS = ("median_entropy", "min_entropy", "binding_accuracy", "zero_shot_triple")
+
+
+def replicate_means(
+    summary: pd.DataFrame, statistics=SEED_STATISTICS, level: float = 0.95
+) -> pd.DataFrame:
+    """Per base model and statistic: the trained replicates' mean with a t interval over seeds.
+
+    The unit is the training seed: each replicate gives one value of the statistic (its
+    median neuron entropy, binding accuracy, ...), and the interval is the Student t interval
+    of their mean (k - 1 degrees of freedom), so it says how much the statistic moves with
+    the seed. One replicate gives a mean and no interval. Columns base, statistic, k, mean,
+    sd, ci_low, ci_high.
+    """
+    from scipy import stats as st
+
+    rows = []
+    for name, group in summary[summary["role"] == "trained"].groupby("base", sort=False):
+        for stat in statistics:
+            values = group[stat].to_numpy(float) if stat in group else np.array([])
+            values = values[np.isfinite(values)]
+            k = len(values)
+            mean = float(values.mean()) if k else np.nan
+            sd = float(values.std(ddof=1)) if k > 1 else np.nan
+            half = st.t.ppf(0.5 + level / 2, k - 1) * sd / np.sqrt(k) if k > 1 else np.nan
+            rows.append(
+                {"base": name, "statistic": stat, "k": k, "mean": mean, "sd": sd}
+                | {"ci_low": mean - half, "ci_high": mean + half}
+            )
+    columns = ["base", "statistic", "k", "mean", "sd", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=columns)
