@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import CpuShare
@@ -46,7 +47,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from vlmbinding.store import STORE_LAYOUTS, codecs_for, write_chunk, zarr_threads  # noqa: E402
+from vlmbinding.store import STORE_LAYOUTS, codecs_for, write_layer_chunks, zarr_threads  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -129,15 +130,19 @@ def store_write(data, layers, target: Path, setting: dict, batch: int, width: in
             fill_value=0,
             dimension_names=["image", "token", "neuron"],
         )
+        writers = setting.get("writers", 1)
+        files = ThreadPoolExecutor(writers) if writers > 1 else None
         for s in range(0, n, batch):
             if setting["layout"] == "layer-chunks":  # as the extraction: one write per layer
-                for i, values in enumerate(layers[s // batch]):
-                    if setting.get("raw", True):
-                        write_chunk(arr, (s // batch, 0, i), values)
-                    else:  # through zarr's codec pipeline
+                if setting.get("raw", True):  # the extraction's BatchWriter
+                    write_layer_chunks(arr, s // batch, layers[s // batch], files)
+                else:  # through zarr's codec pipeline
+                    for i, values in enumerate(layers[s // batch]):
                         arr[s : s + batch, :, i * width : (i + 1) * width] = values
             else:  # one write per batch (a whole shard)
                 arr[s : s + batch] = np.concatenate(layers[s // batch], axis=-1)
+        if files is not None:
+            files.shutdown(wait=True)
         fsync_and_drop(target)
         t_write, c_write = time.perf_counter() - t0, cpu_seconds() - c0
         layer = (neurons // width) // 2
@@ -157,7 +162,10 @@ def settings(quick: bool) -> list[dict]:
     """The alternatives; layer-chunks are written one layer at a time from contiguous
     arrays (as the extraction does), the other layouts one batch at a time."""
     s = [
+        {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2, "writers": 4},
         {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2},
+        {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2, "writers": 2},
+        {"codec": "none", "level": 0, "layout": "layer-chunks", "threads": 2, "writers": 8},
         {"codec": "none", "level": 0, "layout": "batch-shards", "threads": 2},
         {"codec": "zstd", "level": 1, "layout": "layer-chunks", "threads": 2},
         {"codec": "zstd", "level": 1, "layout": "batch-shards", "threads": 2},
@@ -183,6 +191,8 @@ def label(s: dict) -> str:
     crc = "" if s.get("crc", True) else ", no crc32c (through zarr)"
     if s["codec"] == "none" and s["layout"] == "layer-chunks" and s.get("crc", True):
         crc += ", raw chunk files" if s.get("raw", True) else ", through zarr"
+        if s.get("raw", True):
+            crc += f", {s.get('writers', 1)} file writer" + ("s" if s.get("writers", 1) > 1 else "")
     return f"{s['codec']}{level}, {s['layout']}, {s['threads']} thr{crc}"
 
 

@@ -299,3 +299,55 @@ def test_raw_chunk_writes_equal_zarr_own_bytes(tmp_path):
     np.testing.assert_array_equal(roots["raw"]["mlp_out"][:], values)
     zstd = st.create_store(tmp_path / "z.zarr", ids, arrays, 2, 4, codec="zstd", level=1)
     assert not st.raw_chunks(zstd["mlp_out"])
+
+
+def test_concurrent_layer_chunk_writes_equal_serial_ones_and_raise_errors(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    arrays = {"mlp_out": ((3, 32), "float16", ["image", "token", "neuron"])}
+    ids = [f"i{k}" for k in range(6)]
+    values = np.random.default_rng(1).standard_normal((6, 3, 32)).astype(np.float16)
+    layers = [
+        [np.ascontiguousarray(values[r : r + 2, :, 4 * i : 4 * i + 4]) for i in range(8)]
+        for r in (0, 2, 4)
+    ]
+    roots = {w: st.create_store(tmp_path / f"{w}.zarr", ids, arrays, 2, 4) for w in ("one", "many")}
+    with ThreadPoolExecutor(4) as pool:
+        for row, parts in enumerate(layers):
+            st.write_layer_chunks(roots["one"]["mlp_out"], row, parts)
+            st.write_layer_chunks(roots["many"]["mlp_out"], row, parts, pool)
+    for key in sorted(st.chunk_files(st.partial_path(tmp_path / "one.zarr"), "mlp_out")):
+        a, b = (st.partial_path(tmp_path / f"{w}.zarr") / "mlp_out" / key for w in ("one", "many"))
+        assert a.read_bytes() == b.read_bytes(), key
+    np.testing.assert_array_equal(roots["many"]["mlp_out"][:], values)
+
+    real = st.write_chunk
+
+    def failing(arr, index, v):
+        if index[2] == 5:
+            raise OSError("disk full (simulated)")
+        return real(arr, index, v)
+
+    monkeypatch.setattr(st, "write_chunk", failing)
+    with ThreadPoolExecutor(4) as pool, pytest.raises(OSError, match="simulated"):
+        st.write_layer_chunks(roots["many"]["mlp_out"], 0, layers[0], pool)
+
+
+def test_interrupted_concurrent_write_leaves_no_store_and_no_writer_threads(
+    dataset, tmp_path, monkeypatch
+):
+    paths, ids, _ = dataset
+    out = tmp_path / "c.zarr"
+    real, calls = st.write_chunk, []
+
+    def failing(arr, index, v):
+        calls.append(index)
+        if len(calls) == 7:
+            raise OSError("disk full (simulated)")
+        return real(arr, index, v)
+
+    monkeypatch.setattr(st, "write_chunk", failing)
+    with pytest.raises(OSError, match="simulated"):
+        act.extract_activations(tiny_model(), paths, ids, out, batch_size=5)
+    assert not out.exists() and not st.partial_path(out).exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("chunk_writer")]

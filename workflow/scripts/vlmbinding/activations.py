@@ -217,14 +217,22 @@ class HostCopies:
         return {k: b.numpy() for k, b in bufs.items()}, event.synchronize, release
 
 
+WRITERS = 4  # concurrent chunk-file writes per batch (benchmarks/bench_store.py)
+
+
 class BatchWriter:
     """Writes batches into the store's arrays on a thread behind a bounded queue (depth 0:
     in the caller's thread). An error in the writer is raised by the next put or close."""
 
-    def __init__(self, root, depth: int, per_layer: bool = True):
+    def __init__(self, root, depth: int, per_layer: bool = True, file_writers: int = WRITERS):
         self.root, self.error, self.per_layer = root, None, per_layer
         self.arrays = dict(root.arrays())  # looked up once: each lookup reads metadata
         self.mlp_out = self.arrays.get("mlp_out")
+        self.files = (  # a batch's layer files written concurrently (st.write_layer_chunks)
+            ThreadPoolExecutor(file_writers, thread_name_prefix="chunk_writer")
+            if per_layer and file_writers > 1
+            else None
+        )
         self.queue: queue.Queue | None = queue.Queue(maxsize=depth) if depth > 0 else None
         if self.queue is not None:
             self.thread = threading.Thread(target=self._run, name="store_writer", daemon=True)
@@ -241,9 +249,9 @@ class BatchWriter:
                 return
             stop = start + len(layers[0])
             if self.per_layer:  # one whole chunk per layer, from contiguous memory
-                row = start // self.mlp_out.chunks[0]
-                for i, values in enumerate(layers):
-                    st.write_chunk(self.mlp_out, (row, 0, i), values)
+                st.write_layer_chunks(
+                    self.mlp_out, start // self.mlp_out.chunks[0], layers, self.files
+                )
             else:  # one whole shard (or chunk) per batch
                 self.mlp_out[start:stop] = np.concatenate(layers, axis=-1)
         finally:
@@ -271,6 +279,8 @@ class BatchWriter:
         if self.queue is not None:
             self.queue.put(None)
             self.thread.join()
+        if self.files is not None:
+            self.files.shutdown(wait=True)
         if reraise and self.error is not None:
             raise self.error
 

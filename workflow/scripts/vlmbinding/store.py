@@ -213,6 +213,22 @@ def write_chunk(arr, index: tuple[int, ...], values: np.ndarray) -> None:
         f.write(crc.tobytes())
 
 
+def write_layer_chunks(arr, row: int, layers: list[np.ndarray], pool=None) -> None:
+    """Write one batch (chunk row `row`) of per-layer chunks, one file per layer.
+
+    With a thread pool the files are written concurrently: file writes release the GIL, so
+    the disk sees several requests at once (on these machines' disks about 1.2x the rate of
+    one after the other, benchmarks/bench_store.py). An error in any write is raised here.
+    """
+    jobs = [(row, 0, i) for i in range(len(layers))]
+    if pool is None:
+        for index, values in zip(jobs, layers):
+            write_chunk(arr, index, values)
+    else:
+        for future in [pool.submit(write_chunk, arr, i, v) for i, v in zip(jobs, layers)]:
+            future.result()
+
+
 def chunk_files(store_path, name: str) -> set[str]:
     """Keys ("c/0/0/3") of the chunk (or shard) files of one array that are on disk."""
     base = Path(store_path) / name / "c"
