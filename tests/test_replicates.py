@@ -10,7 +10,7 @@ from conftest import REPO
 
 from vlmbinding.compare import fisher_z, pool_replicates, random_effects, z_standard_error
 from vlmbinding.config import validate_config
-from vlmbinding.entries import expand_replicates, model_entries
+from vlmbinding.entries import dataset_dir, expand_replicates, identity, model_entries
 
 SCHEMA = REPO / "config" / "schema.yaml"
 
@@ -57,8 +57,83 @@ def test_replicates_of_a_model_the_workflow_does_not_train_are_refused():
     config = _config(
         [{"name": "vit", "arch": "ViT-B-32", "weights": "openai", "replicates": {"seeds": [0, 1]}}]
     )
-    with pytest.raises(ValueError, match="models entry 'vit'.*remove `replicates`"):
+    with pytest.raises(ValueError, match="models entry 'vit'.*use replicates.dataset_seeds"):
         expand_replicates([{**config["models"][0], "base": "vit", "role": "trained"}], config)
+
+
+def test_dataset_seeds_replicate_any_model_on_its_own_dataset():
+    config = _config(
+        [
+            {
+                "name": "vit",
+                "arch": "ViT-B-32",
+                "weights": "openai",
+                "replicates": {"dataset_seeds": [0, 5, 6]},
+            }
+        ]
+    )
+    entries = model_entries(config)
+    trained = [e for e in entries if e["role"] == "trained"]
+    assert [e["name"] for e in trained] == ["vit", "vit/replicate-1", "vit/replicate-2"]
+    assert [e["dataset_seed"] for e in trained] == [0, 5, 6]
+    assert all("toy_seed" not in e for e in trained)
+    assert [dataset_dir(e, config) for e in trained] == [
+        "results/dataset",  # dataset.seed (0): the one dataset
+        "results/dataset/seed-5",
+        "results/dataset/seed-6",
+    ]
+    twin = next(e for e in entries if e["role"] == "random")
+    assert dataset_dir(twin, config) == "results/dataset"
+
+
+def test_training_and_dataset_seeds_cross_and_the_twin_uses_replicate_zero_data():
+    config = _config(
+        [
+            {
+                "name": "toy",
+                "arch": "toy-vit",
+                "weights": "toy",
+                "replicates": {"seeds": [1, 2], "dataset_seeds": [7, 8]},
+            }
+        ]
+    )
+    entries = model_entries(config)
+    trained = [e for e in entries if e["role"] == "trained"]
+    assert [(e["toy_seed"], e["dataset_seed"]) for e in trained] == [
+        (1, 7),
+        (1, 8),
+        (2, 7),
+        (2, 8),
+    ]
+    assert [e.get("replicate") for e in trained] == [0, 1, 2, 3]
+    twin = next(e for e in entries if e["role"] == "random")
+    assert twin["dataset_seed"] == 7 and dataset_dir(twin, config) == "results/dataset/seed-7"
+    assert "toy_seed" not in twin
+
+
+def test_dataset_seeds_with_an_external_dataset_and_repeated_seeds_are_refused():
+    models = [{"name": "m", "arch": "toy-vit", "weights": "toy", "replicates": {}}]
+    config = validate_config(
+        {"models": models, "dataset": {"external": {"images": "i", "objects": "o.csv"}}}, SCHEMA
+    )
+    config["models"][0]["replicates"] = {"dataset_seeds": [1, 2]}
+    with pytest.raises(ValueError, match="models entry 'm'.*dataset.external"):
+        model_entries(config)
+    config = _config(models)
+    config["models"][0]["replicates"] = {"dataset_seeds": [1, 1]}  # past the schema
+    with pytest.raises(ValueError, match="replicates.dataset_seeds repeat"):
+        model_entries(config)
+
+
+def test_adding_replicates_leaves_the_entrys_own_params_unchanged():
+    plain = {"name": "toy", "arch": "toy-vit", "weights": "toy"}
+    before = {e["name"]: identity(e, _config([plain])) for e in model_entries(_config([plain]))}
+    grown = _config([{**plain, "replicates": {"seeds": [0, 1], "dataset_seeds": [0, 4]}}])
+    after = {e["name"]: identity(e, grown) for e in model_entries(grown)}
+    assert after["toy"] == before["toy"]  # toy.seed 0 and dataset.seed 0: the same model
+    assert after["toy/controls/random"] == before["toy/controls/random"]
+    assert after["toy/replicate-1"]["dataset_seed"] == 4  # its own dataset is tracked
+    assert "dataset_seed" not in after["toy/replicate-2"]
 
 
 def test_the_sweep_config_runs_three_replicates_per_width():

@@ -37,3 +37,42 @@ def test_external_dataset_is_imported_and_its_defects_stop_the_run(tmp_path, tin
     ).to_csv(tmp_path / "objects.csv", index=False)
     proc = run_workflow(work, tiny_config, "-n", "--forceall", check=False)
     assert proc.returncode != 0 and "pic9" in proc.stdout + proc.stderr
+
+
+def _job_blocks(proc) -> list[str]:
+    """The job descriptions of a dry run (one block per job)."""
+    return (proc.stdout + proc.stderr).split("\n\n")
+
+
+def test_dataset_seed_replicates_are_analysed_on_their_own_dataset(tmp_path, tiny_config):
+    tiny_config["models"][0]["replicates"] = {"dataset_seeds": [0, 3]}
+    run_workflow(
+        tmp_path,
+        tiny_config,
+        "results/dataset/objects.parquet",
+        "results/dataset/seed-3/objects.parquet",
+    )
+    one = pd.read_parquet(tmp_path / "results/dataset/objects.parquet")
+    three = pd.read_parquet(tmp_path / "results/dataset/seed-3/objects.parquet")
+    images = pd.read_parquet(tmp_path / "results/dataset/seed-3/images.parquet")
+    assert one["image_id"].unique().tolist() == three["image_id"].unique().tolist()
+    assert not one.equals(three)  # the same ids, other scenes
+    assert images["path"].str.startswith("results/dataset/seed-3/images/").all()
+    assert (tmp_path / images["path"]).map(lambda p: p.exists()).all()
+    assert (tmp_path / "logs/generate_dataset/seed-3.log").exists()
+
+    proc = run_workflow(tmp_path, tiny_config, "-n", "--forceall")
+    blocks = _job_blocks(proc)
+
+    def inputs_of(rule, output):
+        block = next(b for b in blocks if f"rule {rule}:" in b and output in b)
+        return next(line for line in block.splitlines() if "input:" in line)
+
+    rep = inputs_of("extract_activations", "results/toy/replicate-1/activations.zarr")
+    assert "results/dataset/seed-3/images.parquet" in rep
+    own = inputs_of("extract_activations", "results/toy/activations.zarr")
+    assert "results/dataset/images.parquet" in own and "seed-3" not in own
+    train = inputs_of("train_toy_model", "results/toy/replicate-1/toy_model/checkpoint.pt")
+    assert "results/dataset/seed-3/objects.parquet" in train  # training avoids its scenes
+    sep = inputs_of("measure_separability", "results/toy/replicate-1/separability.parquet")
+    assert "results/dataset/seed-3/objects.parquet" in sep

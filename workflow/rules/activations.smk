@@ -1,7 +1,7 @@
 rule extract_activations:
     """GPU rule: every block's MLP output for every token, streamed to Zarr (METHOD.md 2)."""
     input:
-        images="results/dataset/images.parquet",
+        images=dataset_file("images"),
         weights=weights_input,
     output:
         store=directory("results/{model}/activations.zarr"),
@@ -31,8 +31,8 @@ rule extract_patch_maps:
     input:
         store="results/{model}/activations.zarr",
         neurons="results/{model}/neurons.parquet",
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
         weights=weights_input,
     output:
         maps="results/{model}/patch_maps.npz",

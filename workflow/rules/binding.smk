@@ -3,8 +3,8 @@ rule evaluate_binding:
 
     Image embeddings from the activation store; only the captions are encoded."""
     input:
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
         store="results/{model}/activations.zarr",
         weights=weights_input,
     output:

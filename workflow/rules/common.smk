@@ -103,15 +103,42 @@ from vlmbinding.archs import (
 )  # noqa: E402
 from vlmbinding.weights import weights_kind  # noqa: E402
 
-from vlmbinding.entries import model_entries  # noqa: E402
+from vlmbinding.entries import dataset_dir, identity, model_entries  # noqa: E402
 
-MODELS = {m["name"]: m for m in model_entries(config)}
+try:
+    MODELS = {m["name"]: m for m in model_entries(config)}
+except ValueError as e:
+    raise WorkflowError(str(e)) from None
 ARCH_DIR = REPO / "resources" / "models"
 
 
+def dataset_file(kind):
+    """Input function: the model's dataset table `kind` (images | objects), from its
+    replicate's dataset (models[].replicates.dataset_seeds) or the one dataset."""
+    return (
+        lambda wildcards: f"{dataset_dir(MODELS[wildcards.model], config)}/{kind}.parquet"
+    )
+
+
+def dataset_seed_params(wildcards):
+    """The dataset block with a replicate dataset's seed (tracked for reruns)."""
+    return {**dataset_params(), "seed": int(wildcards.seed)}
+
+
+def entry_seeds(m):
+    """[training seed, dataset seed] an entry ran with; None where it has none (a model
+    the workflow does not train; a dataset the user brought)."""
+    train, data = None, None
+    if m["weights"] == "toy":
+        train = m.get("toy_seed", {**config["toy"], **m.get("toy", {})}["seed"])
+    if not config["dataset"]["external"]:
+        data = m.get("dataset_seed", config["dataset"]["seed"])
+    return [train, data]
+
+
 def model_params(wildcards):
-    """What identifies a model's weights, as plain values (tracked for reruns)."""
-    return sorted_dict(MODELS[wildcards.model])
+    """What identifies a model's weights and data, as plain values (tracked for reruns)."""
+    return identity(MODELS[wildcards.model], config)
 
 
 def toy_checkpoint(name):
@@ -359,8 +386,8 @@ def intervention_inputs(wildcards):
     base = f"results/{wildcards.model}"
     return {
         "store": f"{base}/activations.zarr",
-        "images": "results/dataset/images.parquet",
-        "objects": "results/dataset/objects.parquet",
+        "images": dataset_file("images")(wildcards),
+        "objects": dataset_file("objects")(wildcards),
         "superposition": f"{base}/superposition.parquet",
         "feature_neurons": f"{base}/feature_neurons.parquet",
         "weights": weights_input(wildcards),

@@ -1,8 +1,8 @@
 rule measure_pixel_separability:
     """The pixel baseline: D and M of every pair on the model's input tensors (issue 14)."""
     input:
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
         weights=weights_input,
     output:
         table="results/{model}/separability_pixels.parquet",

@@ -43,3 +43,26 @@ else:
             dataset=dataset_params(),
         script:
             "../scripts/generate_dataset.py"
+
+    rule generate_replicate_dataset:
+        """The dataset drawn with another seed, for replicates over dataset seeds
+        (models[].replicates.dataset_seeds)."""
+        output:
+            images=directory("results/dataset/seed-{seed}/images"),
+            images_table="results/dataset/seed-{seed}/images.parquet",
+            objects_table="results/dataset/seed-{seed}/objects.parquet",
+        log:
+            "logs/generate_dataset/seed-{seed}.log",
+        benchmark:
+            "benchmarks/generate_dataset/seed-{seed}.tsv"
+        wildcard_constraints:
+            seed=r"\d+",
+        conda:
+            "../../envs/workflow.yaml"
+        resources:
+            mem_mb=job_mem_mb("dataset"),
+            runtime=job_runtime("dataset"),
+        params:
+            dataset=dataset_seed_params,
+        script:
+            "../scripts/generate_dataset.py"

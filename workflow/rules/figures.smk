@@ -3,7 +3,7 @@ rule plot_gradcam:
     input:
         maps="results/{model}/gradcam/maps.npz",
         shares="results/{model}/gradcam/shares.parquet",
-        images="results/dataset/images.parquet",
+        images=dataset_file("images"),
     output:
         png=report(
             "results/{model}/figures/gradcam.png",
@@ -31,8 +31,8 @@ rule plot_neurons:
         neurons="results/{model}/neurons.parquet",
         feature_neurons="results/{model}/feature_neurons.parquet",
         patch_maps="results/{model}/patch_maps.npz",
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
     output:
         entropy_png=report(
             "results/{model}/figures/entropy.png",
@@ -197,5 +197,6 @@ rule compare_models:
         toy=[m["weights"] == "toy" for m in MODELS.values()],
         bases=[m["base"] for m in MODELS.values()],
         roles=[m["role"] for m in MODELS.values()],
+        seeds=[entry_seeds(m) for m in MODELS.values()],
     script:
         "../scripts/compare_models.py"

@@ -1,8 +1,8 @@
 rule explain_bindings:
     """GPU rule: Grad-CAM maps of true and swapped binding prompts, with object shares."""
     input:
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
         weights=weights_input,
     output:
         maps="results/{model}/gradcam/maps.npz",

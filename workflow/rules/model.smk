@@ -1,7 +1,7 @@
 rule train_toy_model:
     """Train the offline toy CLIP on captioned toy scenes and test it zero-shot."""
     input:
-        analysis_objects="results/dataset/objects.parquet",  # scenes training must avoid
+        analysis_objects=dataset_file("objects"),  # scenes training must avoid
     output:
         checkpoint=toy_checkpoint("{model}"),
         zero_shot="results/{model}/toy_model/zero_shot.tsv",

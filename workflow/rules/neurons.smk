@@ -2,8 +2,8 @@ rule neuron_statistics:
     """One block's neurons: token reduction, top-k affinities, entropy (METHOD.md 3)."""
     input:
         store="results/{model}/activations.zarr",
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
     output:
         table="results/{model}/neurons/layer_{layer}.parquet",
     log:

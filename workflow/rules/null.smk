@@ -2,8 +2,8 @@ rule superposition_null:
     """S under permuted image labels: each pair's null and the correlation's null (issue 10)."""
     input:
         neurons="results/{model}/neurons.parquet",
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
         separability="results/{model}/separability.parquet",
     output:
         table="results/{model}/superposition_null.parquet",

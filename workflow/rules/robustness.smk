@@ -2,8 +2,8 @@ rule specification_neurons:
     """One block's affinities and entropy under every top_k, reduce and tokens choice."""
     input:
         store="results/{model}/activations.zarr",
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
     output:
         table="results/{model}/robustness/neurons/layer_{layer}.parquet",
     log:

@@ -2,8 +2,8 @@ rule measure_separability:
     """Cluster-centre distance D and misclassification M per pair (METHOD.md 5)."""
     input:
         store="results/{model}/activations.zarr",
-        images="results/dataset/images.parquet",
-        objects="results/dataset/objects.parquet",
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
     output:
         table="results/{model}/separability.parquet",
     log:

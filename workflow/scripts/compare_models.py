@@ -25,6 +25,8 @@ for i, model in enumerate(snakemake.params.models):
 summary = pd.DataFrame(rows)
 summary.insert(1, "base", snakemake.params.bases)
 summary.insert(2, "role", snakemake.params.roles)
+summary.insert(3, "training_seed", [t for t, _ in snakemake.params.seeds])
+summary.insert(4, "dataset_seed", [d for _, d in snakemake.params.seeds])
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
 pooled = pool_replicates(summary)
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
@@ -50,7 +52,9 @@ with open(snakemake.output.html, "w") as f:
                     "test; r_binding: Pearson r of per-pair binding accuracy with S; "
                     "entropies in bits over the analysed neurons; zero_shot_*: toy models, on "
                     "colour-shape-position combinations held out of training; base: the config "
-                    "entry a replicate belongs to; role: trained | random.",
+                    "entry a replicate belongs to; role: trained | random; training_seed and "
+                    "dataset_seed: the seeds it ran with (empty: not trained here, or a "
+                    "dataset brought by the user).",
                     summary,
                 ),
                 (

@@ -28,42 +28,89 @@ def _base_entries(config: dict) -> list[dict]:
     return out
 
 
+def replicate_seeds(entry: dict, config: dict) -> list[tuple[int | None, int | None]]:
+    """(training seed, dataset seed) of each replicate an entry asks for, in order.
+
+    `replicates.seeds` are training seeds of a toy model; `replicates.dataset_seeds` are
+    seeds of the generated dataset (any model). Given both, every training seed runs on
+    every dataset seed (training seed varying slowest). None where a list is empty; [] for
+    an entry without replicates.
+    """
+    rep = entry.get("replicates") or {}
+    seeds, data_seeds = list(rep.get("seeds", [])), list(rep.get("dataset_seeds", []))
+    name = entry["name"]
+    for key, values in (("seeds", seeds), ("dataset_seeds", data_seeds)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"models entry {name!r}: replicates.{key} repeat: {values}")
+    if seeds and entry["weights"] != "toy":
+        raise ValueError(
+            f"models entry {name!r}: replicates.seeds are training seeds of a toy "
+            f"model, but its weights are {entry['weights']!r} (not trained by the workflow); "
+            "use replicates.dataset_seeds, or remove replicates.seeds from this entry"
+        )
+    if data_seeds and config.get("dataset", {}).get("external"):
+        raise ValueError(
+            f"models entry {name!r}: replicates.dataset_seeds draw new generated datasets, "
+            "but dataset.external brings its own; remove replicates.dataset_seeds"
+        )
+    if not seeds and not data_seeds:
+        return []
+    return [(t, d) for t in (seeds or [None]) for d in (data_seeds or [None])]
+
+
 def expand_replicates(entries: list[dict], config: dict) -> list[dict]:
     """Replicate entries of each entry that asks for them (issue 10, replicates).
 
-    An entry with `replicates: {seeds: [s0, s1, ...]}` (toy models: training seeds) runs
-    itself with seed s0 and gains `<name>/replicate-<k>` for every later seed s_k, each a copy
-    of the entry with `toy_seed: s_k`, `replicate: k`, `base` the entry's name and `role`
-    trained. The `replicates` key itself is dropped from every entry (it is not part of
-    what a model is). Entries without seeds are passed through unchanged.
+    An entry with `replicates: {seeds: [...], dataset_seeds: [...]}` runs itself with the
+    first (training seed, dataset seed) of `replicate_seeds` and gains
+    `<name>/replicate-<k>` for every later one, each a copy of the entry with `toy_seed`
+    and/or `dataset_seed` set, `replicate: k`, `base` the entry's name and `role` trained.
+    A `dataset_seed` other than `dataset.seed` gives the replicate its own dataset,
+    results/dataset/seed-<s>/. The `replicates` key itself is dropped from every entry (it
+    is not part of what a model is). Entries without replicates pass through unchanged.
     """
     out = []
     for entry in entries:
+        pairs = replicate_seeds(entry, config)
         entry = copy.deepcopy(entry)
-        seeds = list((entry.pop("replicates", None) or {}).get("seeds", []))
-        if not seeds:
+        entry.pop("replicates", None)
+        if not pairs:
             out.append(entry)
             continue
-        if entry["weights"] != "toy":
-            raise ValueError(
-                f"models entry {entry['name']!r}: replicates.seeds are training seeds of a toy "
-                f"model, but its weights are {entry['weights']!r} (not trained by the workflow); "
-                "remove `replicates` from this entry"
-            )
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"models entry {entry['name']!r}: replicates.seeds repeat: {seeds}")
-        out.append({**entry, "toy_seed": int(seeds[0]), "replicate": 0})
-        for k, seed in enumerate(seeds[1:], start=1):
+        for k, (train_seed, data_seed) in enumerate(pairs):
             replicate = copy.deepcopy(entry)
-            replicate.update(
-                name=f"{entry['name']}/replicate-{k}",
-                base=entry["base"],
-                role="trained",
-                toy_seed=int(seed),
-                replicate=k,
-            )
+            replicate["replicate"] = k
+            if train_seed is not None:
+                replicate["toy_seed"] = int(train_seed)
+            if data_seed is not None:
+                replicate["dataset_seed"] = int(data_seed)
+            if k:
+                replicate.update(name=f"{entry['name']}/replicate-{k}", role="trained")
             out.append(replicate)
     return out
+
+
+def dataset_dir(entry: dict, config: dict) -> str:
+    """The folder of the dataset an entry is analysed on: results/dataset, or
+    results/dataset/seed-<s> for a replicate whose dataset seed is not dataset.seed."""
+    seed = entry.get("dataset_seed")
+    if seed is None or seed == config.get("dataset", {}).get("seed", 0):
+        return "results/dataset"
+    return f"results/dataset/seed-{seed}"
+
+
+def identity(entry: dict, config: dict) -> dict:
+    """What of an entry is tracked as a rule param (a change reruns the rule), sorted.
+
+    Leaves out the bookkeeping of derived entries (`base`, `role`, `replicate`), the
+    training seed (the toy block's params track it, and the new checkpoint reruns what
+    reads it) and a dataset seed equal to dataset.seed (the one dataset): adding
+    replicates to an entry then adds the replicates' jobs without rerunning the entry's own.
+    """
+    drop = {"base", "role", "replicate", "toy_seed"}
+    if entry.get("dataset_seed") == config.get("dataset", {}).get("seed", 0):
+        drop.add("dataset_seed")
+    return {k: entry[k] for k in sorted(entry) if k not in drop}
 
 
 TWIN_SUFFIX = "/controls/random"
@@ -91,7 +138,9 @@ def add_random_twins(entries: list[dict], config: dict) -> list[dict]:
     weights (which fix the preprocessing and the activation function), `role: random`.
     One twin per config entry, built from that entry (not from a replicate): replicates
     differ in what training or the dataset seed does, and an untrained model has no
-    training. It is placed after the last trained entry of its base.
+    training. It is analysed on the dataset of its base's first replicate (replicates with
+    other dataset seeds are compared with it across datasets drawn the same way). It is
+    placed after the last trained entry of its base.
     """
     seed = int(config.get("controls", {}).get("seed", 0))
     config_entries = {m["name"]: m for m in config["models"]}
@@ -111,6 +160,9 @@ def add_random_twins(entries: list[dict], config: dict) -> list[dict]:
                 for k, v in parent.items()
                 if k not in ("name", "weights", "random_twin") and not k.startswith("replicate")
             }
+            first = next(e for e in entries if e["name"] == base)
+            if first.get("dataset_seed") is not None:  # the dataset of replicate 0
+                twin["dataset_seed"] = first["dataset_seed"]
             twin.update(
                 name=twin_name(base),
                 base=base,
