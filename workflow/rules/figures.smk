@@ -159,6 +159,8 @@ rule compare_models:
         binding_correlation=expand(
             "results/{model}/binding/correlation.parquet", model=MODELS
         ),
+        superposition=expand("results/{model}/superposition.parquet", model=MODELS),
+        separability=expand("results/{model}/separability.parquet", model=MODELS),
         zero_shot=[
             f"results/{name}/toy_model/zero_shot.tsv"
             for name, m in MODELS.items()
@@ -181,6 +183,7 @@ rule compare_models:
         pdf="results/comparison/models.pdf",
         pooled="results/comparison/replicates.tsv",
         means="results/comparison/replicate_means.tsv",
+        differences="results/comparison/replicate_differences.tsv",
         replicates_png=report(
             "results/comparison/replicates.png",
             caption="../report/replicates.rst",
@@ -198,5 +201,6 @@ rule compare_models:
         bases=[m["base"] for m in MODELS.values()],
         roles=[m["role"] for m in MODELS.values()],
         seeds=[entry_seeds(m) for m in MODELS.values()],
+        vocabulary=vocabulary_params(),
     script:
         "../scripts/compare_models.py"

@@ -3,11 +3,19 @@
 import pandas as pd
 
 from vlmbinding import figures
-from vlmbinding.compare import model_summary, pool_replicates, replicate_means
+from vlmbinding.compare import (
+    base_differences,
+    model_summary,
+    pair_table,
+    pool_replicates,
+    replicate_means,
+)
 from vlmbinding.logs import to_file
 from vlmbinding.tables import html_page
+from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
+kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
 rows = []
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
 for i, model in enumerate(snakemake.params.models):
@@ -20,6 +28,11 @@ for i, model in enumerate(snakemake.params.models):
             pd.read_csv(snakemake.input.binding[i], sep="\t"),
             pd.read_parquet(snakemake.input.binding_correlation[i]),
             pd.read_csv(zero_shot, sep="\t") if zero_shot else None,
+            pairs=pair_table(
+                pd.read_parquet(snakemake.input.superposition[i]),
+                pd.read_parquet(snakemake.input.separability[i]),
+                kinds,
+            ),
         )
     )
 summary = pd.DataFrame(rows)
@@ -32,6 +45,8 @@ pooled = pool_replicates(summary)
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
 means = replicate_means(summary)
 means.to_csv(snakemake.output.means, sep="\t", index=False)
+differences = base_differences(summary)
+differences.to_csv(snakemake.output.differences, sep="\t", index=False)
 figures.save_figure(
     figures.replicate_forest(summary, pooled),
     snakemake.output.replicates_png,
@@ -69,10 +84,19 @@ with open(snakemake.output.html, "w") as f:
                 (
                     "Other statistics over seeds, per base model",
                     "The trained replicates' mean of each statistic with a 95% Student t "
-                    "interval over the training seeds (k - 1 degrees of freedom; the seed is "
-                    "the unit); compare two base models (for example with and without hard "
-                    "negatives, config/binding-pressure.yaml) by their intervals.",
+                    "interval over the seeds (k - 1 degrees of freedom; the seed is the "
+                    "unit). mean_S, mean_D, mean_M: means over the pairs of the summary's "
+                    "subset; entropy_p10: the 10th percentile of the neurons' entropies.",
                     means,
+                ),
+                (
+                    "Base models compared",
+                    "For every two base models, the difference of their replicate means "
+                    "(a - b) with a 95% Welch t interval and p-value over the seeds (for "
+                    "example with and without hard negatives, config/binding-pressure.yaml). "
+                    "With 3 seeds per base the intervals are wide: an interval that includes 0 "
+                    "means the difference is not shown, not that it is absent.",
+                    differences,
                 ),
             ],
         )

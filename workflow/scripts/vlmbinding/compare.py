@@ -24,11 +24,13 @@ def model_summary(
     zero_shot: pd.DataFrame | None = None,
     space: str = "full",
     subset: str = "no_position",
+    pairs: pd.DataFrame | None = None,
 ) -> dict:
     """The figures of one model that the comparison table and figure show.
 
     Correlations are S against D and M in `space`, over `subset` of the pairs (by default
-    the pairs without positions, as the study plotted them).
+    the pairs without positions, as the study plotted them). `pairs` (`pair_table`) adds
+    the mean S, D and M over those pairs.
     """
     out: dict = {"model": model, "space": space, "subset": subset}
     for metric in ("D", "M"):
@@ -47,6 +49,9 @@ def model_summary(
     out["neurons"] = int(len(entropy))
     out["median_entropy"] = float(np.nanmedian(entropy)) if len(entropy) else np.nan
     out["min_entropy"] = float(np.nanmin(entropy)) if len(entropy) else np.nan
+    out["entropy_p10"] = float(np.nanpercentile(entropy, 10)) if len(entropy) else np.nan
+    for col in ("S", "D", "M"):
+        out[f"mean_{col}"] = float(pairs[col].mean()) if pairs is not None else np.nan
     out["binding_accuracy"] = (
         float(binding_overall["accuracy"].iloc[0]) if binding_overall is not None else np.nan
     )
@@ -192,7 +197,33 @@ def pool_replicates(summary: pd.DataFrame) -> pd.DataFrame:
 
 # --- replicates: other statistics over seeds -----------------------------------------------
 
-SEED_STATISTICS = ("median_entropy", "min_entropy", "binding_accuracy", "zero_shot_triple")
+
+def pair_table(
+    superposition: pd.DataFrame,
+    separability: pd.DataFrame,
+    feature_kinds: dict[str, str],
+    space: str = "full",
+    subset: str = "no_position",
+) -> pd.DataFrame:
+    """S, D and M of the pairs `model_summary` correlates (`space`, `subset`)."""
+    from .specification import subset_pairs
+    from .stats import attach_scores
+
+    joined = attach_scores(superposition, separability)
+    return subset_pairs(joined, "M", space, subset, feature_kinds)[["f1", "f2", "S", "D", "M"]]
+
+
+SEED_STATISTICS = (
+    "mean_S",
+    "mean_D",
+    "mean_M",
+    "median_entropy",
+    "entropy_p10",
+    "min_entropy",
+    "binding_accuracy",
+    "r_binding",
+    "zero_shot_triple",
+)
 
 
 def replicate_means(
@@ -222,4 +253,52 @@ def replicate_means(
                 | {"ci_low": mean - half, "ci_high": mean + half}
             )
     columns = ["base", "statistic", "k", "mean", "sd", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def base_differences(
+    summary: pd.DataFrame, statistics=SEED_STATISTICS, level: float = 0.95
+) -> pd.DataFrame:
+    """Every two base models' difference in each statistic, with a Welch t interval.
+
+    The unit is the replicate (training or dataset seed) of each base: the difference of the
+    two bases' replicate means, its Welch-Satterthwaite t interval and two-sided p-value
+    (no equal variances assumed). Bases with fewer than 2 finite replicates give NaN
+    intervals. Columns base_a, base_b, statistic, k_a, k_b, mean_a, mean_b, difference
+    (a - b), ci_low, ci_high, df, p.
+    """
+    from itertools import combinations
+
+    from scipy import stats as st
+
+    trained = summary[summary["role"] == "trained"]
+    groups = {name: g for name, g in trained.groupby("base", sort=False)}
+    rows = []
+    for a, b in combinations(groups, 2):
+        for stat in statistics:
+            va, vb = (
+                groups[n][stat].to_numpy(float) if stat in groups[n] else np.array([])
+                for n in (a, b)
+            )
+            va, vb = va[np.isfinite(va)], vb[np.isfinite(vb)]
+            row = {"base_a": a, "base_b": b, "statistic": stat, "k_a": len(va), "k_b": len(vb)}
+            row |= {
+                "mean_a": va.mean() if len(va) else np.nan,
+                "mean_b": vb.mean() if len(vb) else np.nan,
+            }
+            row["difference"] = row["mean_a"] - row["mean_b"]
+            low = high = df = p = np.nan
+            if len(va) > 1 and len(vb) > 1:
+                qa, qb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
+                se = np.sqrt(qa + qb)
+                if se > 0:
+                    df = (qa + qb) ** 2 / (qa**2 / (len(va) - 1) + qb**2 / (len(vb) - 1))
+                    half = st.t.ppf(0.5 + level / 2, df) * se
+                    low, high = row["difference"] - half, row["difference"] + half
+                    p = 2 * st.t.sf(abs(row["difference"]) / se, df)
+            rows.append(row | {"ci_low": low, "ci_high": high, "df": df, "p": p})
+    columns = [
+        "base_a", "base_b", "statistic", "k_a", "k_b", "mean_a", "mean_b",
+        "difference", "ci_low", "ci_high", "df", "p",
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)

@@ -102,12 +102,12 @@ def dataset_dir(entry: dict, config: dict) -> str:
 def identity(entry: dict, config: dict) -> dict:
     """What of an entry is tracked as a rule param (a change reruns the rule), sorted.
 
-    Leaves out the bookkeeping of derived entries (`base`, `role`, `replicate`), the
-    training seed (the toy block's params track it, and the new checkpoint reruns what
-    reads it) and a dataset seed equal to dataset.seed (the one dataset): adding
-    replicates to an entry then adds the replicates' jobs without rerunning the entry's own.
+    Leaves out the replicate's index, the training seed (the toy block's params track it,
+    and the new checkpoint reruns what reads it) and a dataset seed equal to dataset.seed
+    (the one dataset): adding replicates to an entry then adds the replicates' jobs without
+    rerunning the entry's own.
     """
-    drop = {"base", "role", "replicate", "toy_seed"}
+    drop = {"replicate", "toy_seed"}
     if entry.get("dataset_seed") == config.get("dataset", {}).get("seed", 0):
         drop.add("dataset_seed")
     return {k: entry[k] for k in sorted(entry) if k not in drop}
