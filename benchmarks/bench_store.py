@@ -108,6 +108,19 @@ def direct_write(data: np.ndarray, target: Path) -> float:
     return t
 
 
+def write_all(arr, layers, setting: dict, n: int, batch: int, width: int, files) -> None:
+    """Write every batch of `layers` into `arr` the way `setting` says."""
+    for s in range(0, n, batch):
+        if setting["layout"] == "layer-chunks":  # as the extraction: one write per layer
+            if setting.get("raw", True):  # the extraction's BatchWriter
+                write_layer_chunks(arr, s // batch, layers[s // batch], files)
+            else:  # through zarr's codec pipeline
+                for i, values in enumerate(layers[s // batch]):
+                    arr[s : s + batch, :, i * width : (i + 1) * width] = values
+        else:  # one write per batch (a whole shard)
+            arr[s : s + batch] = np.concatenate(layers[s // batch], axis=-1)
+
+
 def store_write(data, layers, target: Path, setting: dict, batch: int, width: int):
     """(write seconds, one-layer read seconds, bytes on disk, files) of one setting."""
     import zarr
@@ -132,17 +145,11 @@ def store_write(data, layers, target: Path, setting: dict, batch: int, width: in
         )
         writers = setting.get("writers", 1)
         files = ThreadPoolExecutor(writers) if writers > 1 else None
-        for s in range(0, n, batch):
-            if setting["layout"] == "layer-chunks":  # as the extraction: one write per layer
-                if setting.get("raw", True):  # the extraction's BatchWriter
-                    write_layer_chunks(arr, s // batch, layers[s // batch], files)
-                else:  # through zarr's codec pipeline
-                    for i, values in enumerate(layers[s // batch]):
-                        arr[s : s + batch, :, i * width : (i + 1) * width] = values
-            else:  # one write per batch (a whole shard)
-                arr[s : s + batch] = np.concatenate(layers[s // batch], axis=-1)
-        if files is not None:
-            files.shutdown(wait=True)
+        try:
+            write_all(arr, layers, setting, n, batch, width, files)
+        finally:
+            if files is not None:
+                files.shutdown(wait=True)
         fsync_and_drop(target)
         t_write, c_write = time.perf_counter() - t0, cpu_seconds() - c0
         layer = (neurons // width) // 2

@@ -334,6 +334,8 @@ def test_base_differences_give_welch_intervals_on_hand_made_numbers():
     assert row["p"] == pytest.approx(welch.pvalue)
     one = base_differences(_two_bases([0.5], [0.4, 0.5]), ["binding_accuracy"]).iloc[0]
     assert one["difference"] == pytest.approx(0.05) and np.isnan(one["ci_low"])
+    exact = base_differences(_two_bases([1.0, 1.0], [0.0, 0.0]), ["binding_accuracy"]).iloc[0]
+    assert (exact["ci_low"], exact["ci_high"], exact["p"]) == (1.0, 1.0, 0.0)
 
 
 def test_base_differences_are_calibrated_and_find_a_planted_shift():

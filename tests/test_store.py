@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -321,16 +322,20 @@ def test_concurrent_layer_chunk_writes_equal_serial_ones_and_raise_errors(tmp_pa
         assert a.read_bytes() == b.read_bytes(), key
     np.testing.assert_array_equal(roots["many"]["mlp_out"][:], values)
 
-    real = st.write_chunk
+    real, done = st.write_chunk, []
 
     def failing(arr, index, v):
         if index[2] == 5:
             raise OSError("disk full (simulated)")
-        return real(arr, index, v)
+        time.sleep(0.05)  # still writing when layer 5 fails
+        real(arr, index, v)
+        done.append(index[2])
 
     monkeypatch.setattr(st, "write_chunk", failing)
     with ThreadPoolExecutor(4) as pool, pytest.raises(OSError, match="simulated"):
         st.write_layer_chunks(roots["many"]["mlp_out"], 0, layers[0], pool)
+    # raised only once no write still reads the batch's buffers (the caller then frees them)
+    assert sorted(done) == [0, 1, 2, 3, 4, 6, 7]
 
 
 def test_interrupted_concurrent_write_leaves_no_store_and_no_writer_threads(

@@ -76,3 +76,17 @@ def test_dataset_seed_replicates_are_analysed_on_their_own_dataset(tmp_path, tin
     assert "results/dataset/seed-3/objects.parquet" in train  # training avoids its scenes
     sep = inputs_of("measure_separability", "results/toy/replicate-1/separability.parquet")
     assert "results/dataset/seed-3/objects.parquet" in sep
+
+    # the twin runs on replicate 0's dataset: only replicates on that dataset get a sanity
+    # table (it pairs images by id)
+    tiny_config["controls"]["random_weights"] = True
+    plan = run_workflow(tmp_path, tiny_config, "-n", "--forceall").stdout
+    assert "results/toy/controls/sanity.html" in plan
+    assert "results/toy/replicate-1/controls/sanity.html" not in plan
+    twin = inputs_of_plan(plan, "extract_activations", "results/toy/controls/random/activations")
+    assert "results/dataset/images.parquet" in twin and "seed-3" not in twin
+
+
+def inputs_of_plan(plan: str, rule: str, output: str) -> str:
+    block = next(b for b in plan.split("\n\n") if f"rule {rule}:" in b and output in b)
+    return next(line for line in block.splitlines() if "input:" in line)

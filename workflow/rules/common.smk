@@ -400,8 +400,12 @@ from vlmbinding.entries import random_twin_of  # noqa: E402
 
 
 def twin_of(name):
-    """The random twin that controls trained model `name`, or None."""
-    return random_twin_of(list(MODELS.values()), name)
+    """The random twin that controls trained model `name`, or None; none for a replicate
+    on another dataset than the twin's (the sanity table pairs their images by id)."""
+    twin = random_twin_of(list(MODELS.values()), name)
+    if twin and dataset_dir(MODELS[twin], config) != dataset_dir(MODELS[name], config):
+        return None
+    return twin
 
 
 def pixel_model(name):

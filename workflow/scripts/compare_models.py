@@ -84,7 +84,7 @@ with open(snakemake.output.html, "w") as f:
                 (
                     "Other statistics over seeds, per base model",
                     "The trained replicates' mean of each statistic with a 95% Student t "
-                    "interval over the seeds (k - 1 degrees of freedom; the seed is the "
+                    "interval over the seeds (k - 1 degrees of freedom; the replicate is the "
                     "unit). mean_S, mean_D, mean_M: means over the pairs of the summary's "
                     "subset; entropy_p10: the 10th percentile of the neurons' entropies.",
                     means,
@@ -92,10 +92,12 @@ with open(snakemake.output.html, "w") as f:
                 (
                     "Base models compared",
                     "For every two base models, the difference of their replicate means "
-                    "(a - b) with a 95% Welch t interval and p-value over the seeds (for "
-                    "example with and without hard negatives, config/binding-pressure.yaml). "
-                    "With 3 seeds per base the intervals are wide: an interval that includes 0 "
-                    "means the difference is not shown, not that it is absent.",
+                    "(a - b) with a 95% Welch t interval and p-value over the replicates "
+                    "(k_a, k_b of them; for example with and without hard negatives, "
+                    "config/binding-pressure.yaml). With few replicates the intervals are "
+                    "wide: an interval that includes 0 means the difference is not shown, not "
+                    "that it is absent. The p-values are not corrected for the number of "
+                    "statistics and pairs of bases.",
                     differences,
                 ),
             ],

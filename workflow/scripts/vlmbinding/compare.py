@@ -210,7 +210,9 @@ def pair_table(
     from .stats import attach_scores
 
     joined = attach_scores(superposition, separability)
-    return subset_pairs(joined, "M", space, subset, feature_kinds)[["f1", "f2", "S", "D", "M"]]
+    pairs = subset_pairs(joined, "M", space, subset, feature_kinds)
+    pairs = pairs[np.isfinite(pairs[["S", "D", "M"]]).all(axis=1)]  # the same pairs for all
+    return pairs[["f1", "f2", "S", "D", "M"]]
 
 
 SEED_STATISTICS = (
@@ -231,11 +233,12 @@ def replicate_means(
 ) -> pd.DataFrame:
     """Per base model and statistic: the trained replicates' mean with a t interval over seeds.
 
-    The unit is the training seed: each replicate gives one value of the statistic (its
-    median neuron entropy, binding accuracy, ...), and the interval is the Student t interval
-    of their mean (k - 1 degrees of freedom), so it says how much the statistic moves with
-    the seed. One replicate gives a mean and no interval. Columns base, statistic, k, mean,
-    sd, ci_low, ci_high.
+    The unit is the replicate (a training or dataset seed): each gives one value of the
+    statistic (its median neuron entropy, binding accuracy, ...), and the interval is the
+    Student t interval of their mean (k - 1 degrees of freedom), so it says how much the
+    statistic moves with the seed (too little when training and dataset seeds are crossed,
+    since replicates then share seeds). One replicate gives a mean and no interval.
+    Columns base, statistic, k, mean, sd, ci_low, ci_high.
     """
     from scipy import stats as st
 
@@ -263,8 +266,11 @@ def base_differences(
 
     The unit is the replicate (training or dataset seed) of each base: the difference of the
     two bases' replicate means, its Welch-Satterthwaite t interval and two-sided p-value
-    (no equal variances assumed). Bases with fewer than 2 finite replicates give NaN
-    intervals. Columns base_a, base_b, statistic, k_a, k_b, mean_a, mean_b, difference
+    (no equal variances assumed; no correction for the many statistics and pairs). Bases
+    with fewer than 2 finite replicates give NaN intervals; replicates that all agree give
+    the exact difference (interval of width 0, p 0 or 1). Replicates of crossed training
+    and dataset seeds share a seed and are not independent: the interval is then too narrow.
+    Columns base_a, base_b, statistic, k_a, k_b, mean_a, mean_b, difference
     (a - b), ci_low, ci_high, df, p.
     """
     from itertools import combinations
@@ -291,7 +297,10 @@ def base_differences(
             if len(va) > 1 and len(vb) > 1:
                 qa, qb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
                 se = np.sqrt(qa + qb)
-                if se > 0:
+                if se == 0:  # every replicate of both bases agrees: the difference is exact
+                    low = high = row["difference"]
+                    p = float(row["difference"] == 0)
+                else:
                     df = (qa + qb) ** 2 / (qa**2 / (len(va) - 1) + qb**2 / (len(vb) - 1))
                     half = st.t.ppf(0.5 + level / 2, df) * se
                     low, high = row["difference"] - half, row["difference"] + half

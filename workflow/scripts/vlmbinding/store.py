@@ -26,7 +26,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
@@ -218,14 +218,17 @@ def write_layer_chunks(arr, row: int, layers: list[np.ndarray], pool=None) -> No
 
     With a thread pool the files are written concurrently: file writes release the GIL, so
     the disk sees several requests at once (on these machines' disks about 1.2x the rate of
-    one after the other, benchmarks/bench_store.py). An error in any write is raised here.
+    one after the other, benchmarks/bench_store.py). An error in any write is raised here,
+    after every write of the batch has finished (none still reads `layers`).
     """
     jobs = [(row, 0, i) for i in range(len(layers))]
     if pool is None:
         for index, values in zip(jobs, layers):
             write_chunk(arr, index, values)
     else:
-        for future in [pool.submit(write_chunk, arr, i, v) for i, v in zip(jobs, layers)]:
+        futures = [pool.submit(write_chunk, arr, i, v) for i, v in zip(jobs, layers)]
+        wait(futures)  # all done before raising: the caller may then reuse the buffers
+        for future in futures:
             future.result()
 
 
