@@ -169,3 +169,21 @@ def test_superposition_is_vectorised():
     scores = nr.superposition_scores(selected, vocab.features, vocab.feature_pairs())
     assert time.perf_counter() - start < 0.2
     assert len(scores) == 120
+
+
+def test_superposition_score_is_the_sum_of_two_feature_masses():
+    # S(f1, f2) = P(f1) + P(f2) for any affinities: the score carries nothing about the pair
+    # beyond its two features, and its mean over all pairs is 2N/F for every model.
+    vocab = Vocabulary()
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 100):
+        aff = rng.random((n, 16)) * (rng.random((n, 16)) < 0.4)  # sparse, as top-k shares are
+        aff[:, 0] += 0.01  # no neuron without affinity
+        selected = pd.DataFrame(aff, columns=vocab.features)
+        scores = nr.superposition_scores(selected, vocab.features, vocab.feature_pairs())
+        mass = nr.feature_mass(selected, vocab.features)
+        np.testing.assert_allclose(
+            scores["S"], mass[scores["f1"]].to_numpy() + mass[scores["f2"]].to_numpy()
+        )
+        assert scores["S"].mean() == pytest.approx(2 * n / 16)
+        assert mass.sum() == pytest.approx(n)

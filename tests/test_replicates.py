@@ -363,7 +363,7 @@ def test_base_differences_are_calibrated_and_find_a_planted_shift():
     assert found / 300 > 0.6
 
 
-def test_model_summary_means_s_d_and_m_over_the_pairs_without_positions():
+def test_model_summary_spread_of_s_and_means_of_d_and_m_over_the_pairs_without_positions():
     from vlmbinding.compare import model_summary, pair_table
 
     kinds = {"red": "color", "blue": "color", "circle": "shape", "TL": "position"}
@@ -371,6 +371,7 @@ def test_model_summary_means_s_d_and_m_over_the_pairs_without_positions():
     pairs = [(a, b) for i, a in enumerate(feats) for b in feats[i + 1 :]]
     sup = pd.DataFrame({"f1": [a for a, _ in pairs], "f2": [b for _, b in pairs]})
     sup["S"] = np.arange(len(pairs), dtype=float)
+    sup["n_over_threshold"] = np.arange(len(pairs)) * 2
     sep = pd.concat([sup[["f1", "f2"]].assign(space=s) for s in ("full", "pca")])
     sep["D"], sep["M"] = 10.0 + np.arange(len(sep)), 0.5
     table = pair_table(sup, sep, kinds)
@@ -379,6 +380,7 @@ def test_model_summary_means_s_d_and_m_over_the_pairs_without_positions():
     )
     empty = pd.DataFrame(columns=["metric", "space", "subset"])
     out = model_summary("m", empty, pd.DataFrame({"entropy": [1.0, 2.0]}), pairs=table)
-    assert out["mean_S"] == pytest.approx(np.mean([0, 1, 3]))  # red-blue, red-circle, blue-circle
+    assert out["sd_S"] == pytest.approx(np.std([0, 1, 3], ddof=1))  # red-blue, red-circle, ...
+    assert out["mean_n_over_threshold"] == pytest.approx(np.mean([0, 2, 6]))
     assert out["mean_D"] == pytest.approx(np.mean([10, 11, 13])) and out["mean_M"] == 0.5
     assert out["entropy_p10"] == pytest.approx(1.1)

@@ -81,14 +81,14 @@ def test_the_cross_model_view_has_both_models(two_models):
     assert table["model"].tolist() == ["toy", "toy-narrow"]
     assert table["neurons"].tolist() == [64, 32]
     assert table["training_seed"].tolist() == [0, 0] and table["dataset_seed"].tolist() == [0, 0]
-    for col in ("mean_S", "mean_D", "mean_M", "entropy_p10"):
+    for col in ("sd_S", "mean_n_over_threshold", "mean_D", "mean_M", "entropy_p10"):
         assert table[col].notna().all(), col
     for ext in ("png", "pdf", "html"):
         assert (work / "results" / "comparison" / f"models.{ext}").exists()
     diff = pd.read_csv(work / "results" / "comparison" / "replicate_differences.tsv", sep="\t")
-    row = diff.set_index("statistic").loc["mean_S"]
+    row = diff.set_index("statistic").loc["sd_S"]
     assert (row["base_a"], row["base_b"], row["k_a"]) == ("toy", "toy-narrow", 1)
-    assert row["difference"] == pytest.approx(table["mean_S"][0] - table["mean_S"][1])
+    assert row["difference"] == pytest.approx(table["sd_S"][0] - table["sd_S"][1])
 
 
 def test_analysis_tables_follow_the_contract(two_models):

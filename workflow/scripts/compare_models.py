@@ -85,8 +85,11 @@ with open(snakemake.output.html, "w") as f:
                     "Other statistics over seeds, per base model",
                     "The trained replicates' mean of each statistic with a 95% Student t "
                     "interval over the seeds (k - 1 degrees of freedom; the replicate is the "
-                    "unit). mean_S, mean_D, mean_M: means over the pairs of the summary's "
-                    "subset; entropy_p10: the 10th percentile of the neurons' entropies.",
+                    "unit). Over the pairs of the summary's subset: sd_S the spread of S "
+                    "(its mean is fixed by its definition, S(f1, f2) = P(f1) + P(f2)), "
+                    "mean_n_over_threshold the mean count of neurons whose pair ratio "
+                    "exceeds the threshold, mean_D and mean_M; entropy_p10: the 10th "
+                    "percentile of the neurons' entropies.",
                     means,
                 ),
                 (

@@ -30,7 +30,8 @@ def model_summary(
 
     Correlations are S against D and M in `space`, over `subset` of the pairs (by default
     the pairs without positions, as the study plotted them). `pairs` (`pair_table`) adds
-    the mean S, D and M over those pairs.
+    the spread (sd) of S, the mean count of neurons over the ratio threshold and the mean
+    D and M over those pairs.
     """
     out: dict = {"model": model, "space": space, "subset": subset}
     for metric in ("D", "M"):
@@ -50,8 +51,14 @@ def model_summary(
     out["median_entropy"] = float(np.nanmedian(entropy)) if len(entropy) else np.nan
     out["min_entropy"] = float(np.nanmin(entropy)) if len(entropy) else np.nan
     out["entropy_p10"] = float(np.nanpercentile(entropy, 10)) if len(entropy) else np.nan
-    for col in ("S", "D", "M"):
-        out[f"mean_{col}"] = float(pairs[col].mean()) if pairs is not None else np.nan
+    # S's mean over pairs is fixed by its definition (S(f1, f2) = P(f1) + P(f2), whose mean
+    # over all pairs is 2N/F): its spread over pairs and the count of neurons over the ratio
+    # threshold are what a model can change.
+    have = pairs is not None
+    out["sd_S"] = float(pairs["S"].std(ddof=1)) if have else np.nan
+    out["mean_n_over_threshold"] = float(pairs["n_over_threshold"].mean()) if have else np.nan
+    for col in ("D", "M"):
+        out[f"mean_{col}"] = float(pairs[col].mean()) if have else np.nan
     out["binding_accuracy"] = (
         float(binding_overall["accuracy"].iloc[0]) if binding_overall is not None else np.nan
     )
@@ -205,18 +212,26 @@ def pair_table(
     space: str = "full",
     subset: str = "no_position",
 ) -> pd.DataFrame:
-    """S, D and M of the pairs `model_summary` correlates (`space`, `subset`)."""
+    """S, n_over_threshold, D and M of the pairs `model_summary` correlates (`space`,
+    `subset`)."""
     from .specification import subset_pairs
-    from .stats import attach_scores
+    from .stats import attach_scores, pair_key
 
     joined = attach_scores(superposition, separability)
+    counts = dict(
+        zip(pair_key(superposition["f1"], superposition["f2"]), superposition["n_over_threshold"])
+    )
+    joined["n_over_threshold"] = [
+        counts.get(k, np.nan) for k in pair_key(joined["f1"], joined["f2"])
+    ]
     pairs = subset_pairs(joined, "M", space, subset, feature_kinds)
     pairs = pairs[np.isfinite(pairs[["S", "D", "M"]]).all(axis=1)]  # the same pairs for all
-    return pairs[["f1", "f2", "S", "D", "M"]]
+    return pairs[["f1", "f2", "S", "n_over_threshold", "D", "M"]]
 
 
 SEED_STATISTICS = (
-    "mean_S",
+    "sd_S",
+    "mean_n_over_threshold",
     "mean_D",
     "mean_M",
     "median_entropy",

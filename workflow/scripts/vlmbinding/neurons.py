@@ -145,6 +145,15 @@ def select_feature_neurons(neurons: pd.DataFrame, n: int) -> pd.DataFrame:
     return ordered.head(n).reset_index(drop=True)
 
 
+def feature_mass(selected: pd.DataFrame, features: Sequence[str]) -> pd.Series:
+    """P(f) = sum over the selected neurons of a_f / sum_g a_g: each feature's share of the
+    neurons' normalised affinity. S(f1, f2) = P(f1) + P(f2) (`superposition_scores`)."""
+    aff = selected[list(features)].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = aff / aff.sum(axis=1, keepdims=True)
+    return pd.Series(share.sum(axis=0), index=list(features), name="P")
+
+
 def superposition_scores(
     selected: pd.DataFrame,
     features: Sequence[str],
@@ -156,6 +165,12 @@ def superposition_scores(
     For neuron i, ratio_i = (a_f1 + a_f2) / sum_f a_f, the sum over all `features` (the
     affinity columns). S = sum_i ratio_i; n_over_threshold counts ratio_i > threshold.
     One row per pair, in `pairs` order.
+
+    By this definition S is additive: S(f1, f2) = P(f1) + P(f2) exactly, with P the
+    per-feature mass of `feature_mass`. S holds no information about the pair beyond its
+    two features' masses (whether they share neurons or not), and its mean over all pairs
+    is 2N/F for N neurons and F features, whatever the model. n_over_threshold is not
+    additive.
     """
     features = list(features)
     col = {f: j for j, f in enumerate(features)}
