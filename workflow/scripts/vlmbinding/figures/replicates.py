@@ -95,6 +95,6 @@ def replicate_forest(
     )
     fig.suptitle(
         title
-        or "Replicates: each training seed's correlation and the random-effects pool (Fisher z)"
+        or "Replicates: each seed's correlation and the random-effects pool (Fisher z)"
     )
     return fig
