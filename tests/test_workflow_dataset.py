@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from conftest import run_workflow
 from PIL import Image
 
@@ -44,6 +45,7 @@ def _job_blocks(proc) -> list[str]:
     return (proc.stdout + proc.stderr).split("\n\n")
 
 
+@pytest.mark.slow  # three Snakemake invocations, two of them planning every job
 def test_dataset_seed_replicates_are_analysed_on_their_own_dataset(tmp_path, tiny_config):
     tiny_config["models"][0]["replicates"] = {"dataset_seeds": [0, 3]}
     run_workflow(
