@@ -40,9 +40,16 @@ def test_external_dataset_is_imported_and_its_defects_stop_the_run(tmp_path, tin
     assert proc.returncode != 0 and "pic9" in proc.stdout + proc.stderr
 
 
-def _job_blocks(proc) -> list[str]:
-    """The job descriptions of a dry run (one block per job)."""
-    return (proc.stdout + proc.stderr).split("\n\n")
+def inputs_of(plan: str, rule: str, output: str) -> str:
+    """The input line of the job of `rule` writing `output`, in a dry run's printed plan."""
+    block = next(b for b in plan.split("\n\n") if f"rule {rule}:" in b and output in b)
+    return next(line for line in block.splitlines() if "input:" in line)
+
+
+def dry_run(workdir, config) -> str:
+    """The printed plan of a dry run of every job."""
+    proc = run_workflow(workdir, config, "-n", "--forceall")
+    return proc.stdout + proc.stderr
 
 
 @pytest.mark.slow  # three Snakemake invocations, two of them planning every job
@@ -63,32 +70,21 @@ def test_dataset_seed_replicates_are_analysed_on_their_own_dataset(tmp_path, tin
     assert (tmp_path / images["path"]).map(lambda p: p.exists()).all()
     assert (tmp_path / "logs/generate_dataset/seed-3.log").exists()
 
-    proc = run_workflow(tmp_path, tiny_config, "-n", "--forceall")
-    blocks = _job_blocks(proc)
-
-    def inputs_of(rule, output):
-        block = next(b for b in blocks if f"rule {rule}:" in b and output in b)
-        return next(line for line in block.splitlines() if "input:" in line)
-
-    rep = inputs_of("extract_activations", "results/toy/replicate-1/activations.zarr")
+    plan = dry_run(tmp_path, tiny_config)
+    rep = inputs_of(plan, "extract_activations", "results/toy/replicate-1/activations.zarr")
     assert "results/dataset/seed-3/images.parquet" in rep
-    own = inputs_of("extract_activations", "results/toy/activations.zarr")
+    own = inputs_of(plan, "extract_activations", "results/toy/activations.zarr")
     assert "results/dataset/images.parquet" in own and "seed-3" not in own
-    train = inputs_of("train_toy_model", "results/toy/replicate-1/toy_model/checkpoint.pt")
+    train = inputs_of(plan, "train_toy_model", "results/toy/replicate-1/toy_model/checkpoint.pt")
     assert "results/dataset/seed-3/objects.parquet" in train  # training avoids its scenes
-    sep = inputs_of("measure_separability", "results/toy/replicate-1/separability.parquet")
+    sep = inputs_of(plan, "measure_separability", "results/toy/replicate-1/separability.parquet")
     assert "results/dataset/seed-3/objects.parquet" in sep
 
     # the twin runs on replicate 0's dataset: only replicates on that dataset get a sanity
     # table (it pairs images by id)
     tiny_config["controls"]["random_weights"] = True
-    plan = run_workflow(tmp_path, tiny_config, "-n", "--forceall").stdout
+    plan = dry_run(tmp_path, tiny_config)
     assert "results/toy/controls/sanity.html" in plan
     assert "results/toy/replicate-1/controls/sanity.html" not in plan
-    twin = inputs_of_plan(plan, "extract_activations", "results/toy/controls/random/activations")
+    twin = inputs_of(plan, "extract_activations", "results/toy/controls/random/activations")
     assert "results/dataset/images.parquet" in twin and "seed-3" not in twin
-
-
-def inputs_of_plan(plan: str, rule: str, output: str) -> str:
-    block = next(b for b in plan.split("\n\n") if f"rule {rule}:" in b and output in b)
-    return next(line for line in block.splitlines() if "input:" in line)

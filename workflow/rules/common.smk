@@ -130,7 +130,7 @@ def entry_seeds(m):
     the workflow does not train; a dataset the user brought)."""
     train, data = None, None
     if m["weights"] == "toy":
-        train = m.get("toy_seed", {**config["toy"], **m.get("toy", {})}["seed"])
+        train = toy_settings(m)["seed"]
     if not config["dataset"]["external"]:
         data = m.get("dataset_seed", config["dataset"]["seed"])
     return [train, data]
@@ -196,13 +196,18 @@ def _check_weights():
 _check_weights()
 
 
-def toy_params(wildcards):
-    """Training settings of a toy model: the toy block, its entry's own toy overrides and
-    its replicate's training seed (models[].replicates.seeds), plus the vocabulary."""
-    m = MODELS[wildcards.model]
+def toy_settings(m):
+    """The toy block a models entry trains with: the config's, its entry's own toy
+    overrides and its replicate's training seed (models[].replicates.seeds)."""
     toy = {**config["toy"], **m.get("toy", {})}
     if m.get("toy_seed") is not None:
         toy["seed"] = m["toy_seed"]
+    return toy
+
+
+def toy_params(wildcards):
+    """Training settings of a toy model (`toy_settings`), plus the vocabulary."""
+    toy = toy_settings(MODELS[wildcards.model])
     vocab = {
         k: config["dataset"][k]
         for k in ("shapes", "colors", "positions", "width", "height")

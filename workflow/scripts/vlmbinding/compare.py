@@ -215,15 +215,9 @@ def pair_table(
     """S, n_over_threshold, D and M of the pairs `model_summary` correlates (`space`,
     `subset`)."""
     from .specification import subset_pairs
-    from .stats import attach_scores, pair_key
+    from .stats import attach_scores
 
-    joined = attach_scores(superposition, separability)
-    counts = dict(
-        zip(pair_key(superposition["f1"], superposition["f2"]), superposition["n_over_threshold"])
-    )
-    joined["n_over_threshold"] = [
-        counts.get(k, np.nan) for k in pair_key(joined["f1"], joined["f2"])
-    ]
+    joined = attach_scores(superposition, separability, ("S", "n_over_threshold"))
     pairs = subset_pairs(joined, "M", space, subset, feature_kinds)
     pairs = pairs[np.isfinite(pairs[["S", "D", "M"]]).all(axis=1)]  # the same pairs for all
     return pairs[["f1", "f2", "S", "n_over_threshold", "D", "M"]]
@@ -243,6 +237,12 @@ SEED_STATISTICS = (
 )
 
 
+def _finite(group: pd.DataFrame, stat: str) -> np.ndarray:
+    """The finite values of column `stat` of a base model's replicates (none if absent)."""
+    values = group[stat].to_numpy(float) if stat in group else np.array([])
+    return values[np.isfinite(values)]
+
+
 def replicate_means(
     summary: pd.DataFrame, statistics=SEED_STATISTICS, level: float = 0.95
 ) -> pd.DataFrame:
@@ -260,8 +260,7 @@ def replicate_means(
     rows = []
     for name, group in summary[summary["role"] == "trained"].groupby("base", sort=False):
         for stat in statistics:
-            values = group[stat].to_numpy(float) if stat in group else np.array([])
-            values = values[np.isfinite(values)]
+            values = _finite(group, stat)
             k = len(values)
             mean = float(values.mean()) if k else np.nan
             sd = float(values.std(ddof=1)) if k > 1 else np.nan
@@ -297,11 +296,7 @@ def base_differences(
     rows = []
     for a, b in combinations(groups, 2):
         for stat in statistics:
-            va, vb = (
-                groups[n][stat].to_numpy(float) if stat in groups[n] else np.array([])
-                for n in (a, b)
-            )
-            va, vb = va[np.isfinite(va)], vb[np.isfinite(vb)]
+            va, vb = _finite(groups[a], stat), _finite(groups[b], stat)
             row = {"base_a": a, "base_b": b, "statistic": stat, "k_a": len(va), "k_b": len(vb)}
             row |= {
                 "mean_a": va.mean() if len(va) else np.nan,

@@ -180,14 +180,19 @@ def pair_key(f1, f2) -> list[tuple[str, str]]:
     return [tuple(sorted((str(a), str(b)))) for a, b in zip(f1, f2)]
 
 
-def attach_scores(superposition: pd.DataFrame, separability: pd.DataFrame) -> pd.DataFrame:
-    """The separability table with each pair's S attached (NaN where S is missing)."""
+def attach_scores(
+    superposition: pd.DataFrame, separability: pd.DataFrame, columns: Sequence[str] = ("S",)
+) -> pd.DataFrame:
+    """The separability table with each pair's S (and any other `columns` of the
+    superposition table) attached, NaN where the pair is missing."""
     keys = pair_key(superposition["f1"], superposition["f2"])
     if len(set(keys)) != len(keys):
         raise ValueError("the superposition table lists some feature pair more than once")
-    score = dict(zip(keys, superposition["S"].astype(float)))
     out = separability.copy()
-    out["S"] = [score.get(k, np.nan) for k in pair_key(out["f1"], out["f2"])]
+    rows = pair_key(out["f1"], out["f2"])
+    for col in columns:
+        score = dict(zip(keys, superposition[col].astype(float)))
+        out[col] = [score.get(k, np.nan) for k in rows]
     return out
 
 
