@@ -8,10 +8,11 @@ CORES ?= all
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 test: venv
@@ -35,9 +36,9 @@ format: venv
 	$(BIN)/snakefmt Snakefile workflow/rules
 	$(BIN)/ruff format workflow tests benchmarks
 
-# config/README.md from config/schema.yaml (tests/test_config_files.py keeps them in step)
+# config/README.md from config/schema.yaml (tests/workflow/test_config_files.py keeps them in step)
 config-doc: venv
-	PYTHONPATH=workflow/scripts $(BIN)/python -m vlmbinding.configdoc
+	PYTHONPATH=workflow/scripts $(BIN)/python -m vlmbinding.workflow.configdoc
 
 clean:
 	rm -rf results logs benchmarks/*.tsv .snakemake

@@ -5,7 +5,7 @@ superposition score, separability, correlation) takes at most 2 minutes of wall 
 no job's peak resident memory reaches 4 GB.
 
 Set-up (not part of the target, timed separately):
-  * a real toy-shapes dataset of N images (`vlmbinding.dataset.generate_dataset`, 100 per
+  * a real toy-shapes dataset of N images (`vlmbinding.data.toyshapes.generate_dataset`, 100 per
     object count 1..5 by default), its images.parquet and objects.parquet;
   * a synthetic activation store with the exact layout of `create_store` as
     `extract_activations` uses it: mlp_out [N, 257, depth*width] float16 (default
@@ -134,10 +134,10 @@ def job_create_store(args) -> dict:
 
     import numpy as np
 
-    from vlmbinding import store as st
-    from vlmbinding.activations import TOKEN_ORDER, store_arrays
-    from vlmbinding.io import dataset_presence
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.data.reading import dataset_presence
+    from vlmbinding.data.vocab import Vocabulary
+    from vlmbinding.extraction import store as st
+    from vlmbinding.extraction.recording import TOKEN_ORDER, store_arrays
 
     p = paths(args)
     image_ids, presence = dataset_presence(p["images"], p["objects"], Vocabulary())
@@ -205,10 +205,10 @@ def job_create_store(args) -> dict:
 def job_neurons(args) -> dict:
     """neuron_statistics.py for one layer."""
     t0 = time.perf_counter()
-    from vlmbinding.activations import layer_slice
-    from vlmbinding.io import dataset_presence, open_checked_store
-    from vlmbinding.neurons import neuron_table
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.analysis.neurons import neuron_table
+    from vlmbinding.data.reading import dataset_presence, open_checked_store
+    from vlmbinding.data.vocab import Vocabulary
+    from vlmbinding.extraction.recording import layer_slice
 
     t1 = time.perf_counter()
     p, layer, vocab = paths(args), args.layer, Vocabulary()
@@ -242,8 +242,8 @@ def job_score(args) -> dict:
     t0 = time.perf_counter()
     import pandas as pd
 
-    from vlmbinding.neurons import select_feature_neurons, superposition_scores
-    from vlmbinding.vocab import Vocabulary, all_pairs
+    from vlmbinding.analysis.neurons import select_feature_neurons, superposition_scores
+    from vlmbinding.data.vocab import Vocabulary, all_pairs
 
     t1 = time.perf_counter()
     p, features = paths(args), Vocabulary().features
@@ -257,9 +257,9 @@ def job_score(args) -> dict:
 def job_separability(args) -> dict:
     """measure_separability.py."""
     t0 = time.perf_counter()
-    from vlmbinding.io import dataset_presence, open_checked_store
-    from vlmbinding.separability import separability_table
-    from vlmbinding.vocab import Vocabulary, all_pairs
+    from vlmbinding.analysis.separability import separability_table
+    from vlmbinding.data.reading import dataset_presence, open_checked_store
+    from vlmbinding.data.vocab import Vocabulary, all_pairs
 
     t1 = time.perf_counter()
     p, vocab = paths(args), Vocabulary()
@@ -279,8 +279,8 @@ def job_correlation(args) -> dict:
     t0 = time.perf_counter()
     import pandas as pd
 
-    from vlmbinding.stats import correlation_table
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.analysis.correlation import correlation_table
+    from vlmbinding.data.vocab import Vocabulary
 
     t1 = time.perf_counter()
     p = paths(args)
@@ -413,8 +413,8 @@ def run_jobs(args, jobs: list[Job], cores: int) -> float:
 
 def ensure_dataset(args) -> float:
     """The toy-shapes dataset and its tables (reused when present); seconds spent."""
-    from vlmbinding import dataset as ds
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.data import toyshapes as ds
+    from vlmbinding.data.vocab import Vocabulary
 
     p = paths(args)
     if p["images"].exists() and p["objects"].exists():
@@ -435,7 +435,7 @@ def store_is_usable(args) -> bool:
     """An existing complete store of the right shape, chunks and image ids."""
     import pandas as pd
 
-    from vlmbinding.activations import open_store
+    from vlmbinding.extraction.recording import open_store
 
     p = paths(args)
     if not p["store"].exists():

@@ -6,8 +6,8 @@ same images, in the same batches, with the same model, image loading included in
 (Snakemake's start-up is not part of either).
 
 A random-weights open_clip model (`open_clip.create_model(arch, pretrained=None)`, wrapped
-in `vlmbinding.models.LoadedModel`) runs over N toy-shapes images drawn with
-`vlmbinding.dataset.generate_dataset` into a temporary folder. Timed, after one warm-up
+in `vlmbinding.models.loading.LoadedModel`) runs over N toy-shapes images drawn with
+`vlmbinding.data.toyshapes.generate_dataset` into a temporary folder. Timed, after one warm-up
 batch:
 
   extraction          extract_activations(...) to a temporary store (loading and
@@ -61,9 +61,10 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vlmbinding import dataset as ds  # noqa: E402
-from vlmbinding import store as st  # noqa: E402
-from vlmbinding.activations import (  # noqa: E402
+from vlmbinding.data import toyshapes as ds  # noqa: E402
+from vlmbinding.data.vocab import Vocabulary  # noqa: E402
+from vlmbinding.extraction import store as st  # noqa: E402
+from vlmbinding.extraction.recording import (  # noqa: E402
     blocks,
     extract_activations,
     forward_batch,
@@ -72,9 +73,8 @@ from vlmbinding.activations import (  # noqa: E402
     open_store,
     store_arrays,
 )
-from vlmbinding.archs import architecture_config  # noqa: E402
-from vlmbinding.models import LoadedModel, from_config, pick_device  # noqa: E402
-from vlmbinding.vocab import Vocabulary  # noqa: E402
+from vlmbinding.models.architectures import architecture_config  # noqa: E402
+from vlmbinding.models.loading import LoadedModel, from_config, pick_device  # noqa: E402
 
 
 def parse_args(argv=None):

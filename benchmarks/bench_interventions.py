@@ -1,4 +1,4 @@
-"""Benchmark: the whole intervention stage (issue 11) for one model, timed.
+"""Benchmark: the whole intervention stage for one model, timed.
 
 Target: on the demo's toy model (config/demo.yaml: 4 blocks of width 128, 100 feature
 neurons), all 120 pairs with 5 control draws take at most 3 minutes on 2 cores.
@@ -14,7 +14,7 @@ Two ways to get a model and its inputs:
   effects mean nothing). For the ViT-L/14 figure on a GPU:
   `python benchmarks/bench_interventions.py --synthetic --arch ViT-L-14 --pairs 20 --device cuda`
 
-Timed: `vlmbinding.intervene.run_stage`, as the rule calls it (model load, token means
+Timed: `vlmbinding.interventions.stage.run_stage`, as the rule calls it (model load, token means
 from the store, the unablated residual cache, every pair's ablated passes, statistics).
 Printed: wall time, seconds per pair and the CPU share other processes took meanwhile.
 """
@@ -38,13 +38,13 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from _common import CpuShare  # noqa: E402
 
-from vlmbinding import dataset as ds  # noqa: E402
-from vlmbinding.activations import extract_activations  # noqa: E402
-from vlmbinding.archs import architecture_config  # noqa: E402
-from vlmbinding.intervene import run_stage  # noqa: E402
-from vlmbinding.models import from_config, pick_device, save_checkpoint  # noqa: E402
-from vlmbinding.neurons import superposition_scores  # noqa: E402
-from vlmbinding.vocab import Vocabulary, all_pairs  # noqa: E402
+from vlmbinding.analysis.neurons import superposition_scores  # noqa: E402
+from vlmbinding.data import toyshapes as ds  # noqa: E402
+from vlmbinding.data.vocab import Vocabulary, all_pairs  # noqa: E402
+from vlmbinding.extraction.recording import extract_activations  # noqa: E402
+from vlmbinding.interventions.stage import run_stage  # noqa: E402
+from vlmbinding.models.architectures import architecture_config  # noqa: E402
+from vlmbinding.models.loading import from_config, pick_device, save_checkpoint  # noqa: E402
 
 DEMO_SETTINGS = {
     "ablation": "mean",

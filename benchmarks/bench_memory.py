@@ -4,7 +4,7 @@ Target: the peak resident memory of `extract_activations` for 400 images is with
 the peak for 100 images (the store is written batch by batch, so memory must not grow with
 the number of images).
 
-The toy-shapes images are drawn once (`vlmbinding.dataset.generate_dataset`, enough for
+The toy-shapes images are drawn once (`vlmbinding.data.toyshapes.generate_dataset`, enough for
 the largest count). Then, for each image count, a fresh Python process builds the
 random-weights open_clip model (default ViT-B-32), wraps it in `LoadedModel` and runs
 `extract_activations` on the first N images (batch 32, float16, zstd 1) into a temporary
@@ -72,9 +72,9 @@ def child(args) -> None:
     import pandas as pd
     import torch
 
-    from vlmbinding.activations import extract_activations, forward_batch, load_images
-    from vlmbinding.archs import architecture_config
-    from vlmbinding.models import from_config, pick_device
+    from vlmbinding.extraction.recording import extract_activations, forward_batch, load_images
+    from vlmbinding.models.architectures import architecture_config
+    from vlmbinding.models.loading import from_config, pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,8 +145,8 @@ def main(argv=None) -> None:
         child(args)
         return
 
-    from vlmbinding import dataset as ds
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.data import toyshapes as ds
+    from vlmbinding.data.vocab import Vocabulary
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_memory_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,7 @@ def grid_dir(args) -> Path:
 
 
 def pools(args) -> dict[str, list[int]]:
-    from vlmbinding.specification import layer_pools
+    from vlmbinding.analysis.specification import layer_pools
 
     return layer_pools(args.pools, args.depth)
 
@@ -99,10 +99,10 @@ def pools(args) -> dict[str, list[int]]:
 def job_layer(args) -> dict:
     """specification_neurons.py for one block."""
     t0 = time.perf_counter()
-    from vlmbinding.io import dataset_presence, open_checked_store
-    from vlmbinding.specification import layer_affinity_grid, usable_top_ks
-    from vlmbinding.store import layer_slice
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.analysis.specification import layer_affinity_grid, usable_top_ks
+    from vlmbinding.data.reading import dataset_presence, open_checked_store
+    from vlmbinding.data.vocab import Vocabulary
+    from vlmbinding.extraction.store import layer_slice
 
     t1 = time.perf_counter()
     p, vocab = ba.paths(analysis_args(args)), Vocabulary()
@@ -125,8 +125,8 @@ def job_assemble(args) -> dict:
     t0 = time.perf_counter()
     import pandas as pd
 
-    from vlmbinding.specification import specification_summary, specification_table
-    from vlmbinding.vocab import Vocabulary
+    from vlmbinding.analysis.specification import specification_summary, specification_table
+    from vlmbinding.data.vocab import Vocabulary
 
     t1 = time.perf_counter()
     p = ba.paths(analysis_args(args))

@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from vlmbinding.store import STORE_LAYOUTS, codecs_for, write_layer_chunks, zarr_threads  # noqa: E402
+from vlmbinding.extraction.store import STORE_LAYOUTS, codecs_for, write_layer_chunks, zarr_threads  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vlmbinding.models import LoadedModel, from_config
+from vlmbinding.models.loading import LoadedModel, from_config
 
 TINY_CFG = {
     "embed_dim": 32,

@@ -88,4 +88,4 @@ for _ in $(seq 30); do
 done
 sinfo
 if [ -n "${SLURM_SHELL:-}" ]; then bash "$SLURM_SHELL"; exit; fi
-timeout -k 10 600 "$python" -m pytest -q "$repo/tests/test_slurm.py" -p no:cacheprovider "$@"
+timeout -k 10 600 "$python" -m pytest -q "$repo/tests/e2e/test_slurm.py" -p no:cacheprovider "$@"

@@ -5,11 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from vlmbinding.config import ConfigError, validate_config  # noqa: E402
-from vlmbinding.vocab import Vocabulary  # noqa: E402
-from vlmbinding import external as ext  # noqa: E402
-from vlmbinding import startup  # noqa: E402
-from vlmbinding.views import crops_to_square  # noqa: E402
+from vlmbinding.workflow.config import ConfigError, validate_config  # noqa: E402
+from vlmbinding.data.vocab import Vocabulary  # noqa: E402
+from vlmbinding.data import external as ext  # noqa: E402
+from vlmbinding.workflow import startup  # noqa: E402
+from vlmbinding.data.crop import crops_to_square  # noqa: E402
 
 REPO = Path(workflow.basedir)
 
@@ -96,14 +96,14 @@ def all_targets():
 
 # --- models ---------------------------------------------------------------------------
 
-from vlmbinding.archs import (
+from vlmbinding.models.architectures import (
     architecture_config,
     hub_model_config,
     vision_geometry,
 )  # noqa: E402
-from vlmbinding.weights import weights_kind  # noqa: E402
+from vlmbinding.models.weights import weights_kind  # noqa: E402
 
-from vlmbinding.entries import dataset_dir, identity, model_entries  # noqa: E402
+from vlmbinding.workflow.entries import dataset_dir, identity, model_entries  # noqa: E402
 
 try:
     MODELS = {m["name"]: m for m in model_entries(config)}
@@ -221,7 +221,7 @@ def activation_params():
 
 # --- analysis -------------------------------------------------------------------------
 
-from vlmbinding.config import resolve_layers  # noqa: E402
+from vlmbinding.workflow.config import resolve_layers  # noqa: E402
 
 
 def dataset_image_ids():
@@ -336,7 +336,7 @@ def result_tables(wildcards):
 
 # --- robustness: the specification curve ----------------------------------------------
 
-from vlmbinding.specification import layer_pools  # noqa: E402
+from vlmbinding.analysis.specification import layer_pools  # noqa: E402
 
 
 def robustness_params():
@@ -368,7 +368,7 @@ def robustness_layer_tables(wildcards):
     )
 
 
-# --- interventions (issue 11) ---------------------------------------------------------
+# --- interventions ---------------------------------------------------------
 
 
 def intervention_params():
@@ -399,9 +399,9 @@ def intervention_inputs(wildcards):
     }
 
 
-# --- sanity controls (issue 14) ---------------------------------------------------------
+# --- sanity controls ---------------------------------------------------------
 
-from vlmbinding.entries import random_twin_of  # noqa: E402
+from vlmbinding.workflow.entries import random_twin_of  # noqa: E402
 
 
 def twin_of(name):
@@ -469,7 +469,7 @@ def control_targets():
 
 # --- resources ------------------------------------------------------------------------
 
-from vlmbinding import resources as res  # noqa: E402
+from vlmbinding.workflow import resources as res  # noqa: E402
 
 _CONFIGS = {}
 
@@ -483,7 +483,7 @@ def _job_model_config(wildcards):
 
 
 def _job_images(stage):
-    """What a job's run time scales with (vlmbinding.resources.runtime_min)."""
+    """What a job's run time scales with (vlmbinding.workflow.resources.runtime_min)."""
     if stage == "explain":
         g = config["gradcam"]
         return 10 * max(g["n_images"], len(g["images"]))  # ~10 prompts per image

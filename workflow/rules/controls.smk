@@ -1,5 +1,5 @@
 rule measure_pixel_separability:
-    """The pixel baseline: D and M of every pair on the model's input tensors (issue 14)."""
+    """The pixel baseline: D and M of every pair on the model's input tensors."""
     input:
         images=dataset_file("images"),
         objects=dataset_file("objects"),

@@ -1,5 +1,5 @@
 rule intervene_neurons:
-    """GPU rule: ablate each pair's neurons and random controls; ΔD, ΔM, Δbinding (issue 11)."""
+    """GPU rule: ablate each pair's neurons and random controls; ΔD, ΔM, Δbinding."""
     input:
         unpack(intervention_inputs),
     output:

@@ -1,5 +1,5 @@
 rule superposition_null:
-    """S under permuted image labels: each pair's null and the correlation's null (issue 10)."""
+    """S under permuted image labels: each pair's null and the correlation's null."""
     input:
         neurons="results/{model}/neurons.parquet",
         images=dataset_file("images"),

@@ -21,7 +21,7 @@ rule specification_neurons:
 
 
 rule assemble_specifications:
-    """S under every specification and its correlation with D and M (issue 10, part 4)."""
+    """S under every specification and its correlation with D and M."""
     input:
         layers=robustness_layer_tables,
         separability="results/{model}/separability.parquet",

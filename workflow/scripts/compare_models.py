@@ -2,17 +2,17 @@
 
 import pandas as pd
 
-from vlmbinding import figures
-from vlmbinding.compare import (
+from vlmbinding.analysis.cross_model import (
     base_differences,
     model_summary,
     pair_table,
     pool_replicates,
     replicate_means,
 )
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.tables import html_page
-from vlmbinding.vocab import Vocabulary
+from vlmbinding.report import figures
+from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds

@@ -3,9 +3,9 @@
 import pandas as pd
 
 from vlmbinding.atomic import write_parquet
-from vlmbinding.controls import beyond_pixels_table
+from vlmbinding.controls.beyond_pixels import beyond_pixels_table
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

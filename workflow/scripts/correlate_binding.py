@@ -6,10 +6,10 @@ among shapes), since accuracy exists only for same-kind pairs.
 
 import pandas as pd
 
+from vlmbinding.analysis.correlation import correlation_table
 from vlmbinding.atomic import write_parquet
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.stats import correlation_table
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 p = snakemake.params.statistics

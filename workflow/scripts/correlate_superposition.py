@@ -2,10 +2,10 @@
 
 import pandas as pd
 
+from vlmbinding.analysis.correlation import correlation_table
 from vlmbinding.atomic import write_parquet
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.stats import correlation_table
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

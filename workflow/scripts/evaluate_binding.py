@@ -9,13 +9,13 @@ import logging
 import pandas as pd
 import torch
 
-from vlmbinding import binding as bd
+from vlmbinding.analysis import binding as bd
+from vlmbinding.analysis.gradcam import text_embeddings
 from vlmbinding.atomic import write_parquet
-from vlmbinding.gradcam import text_embeddings
-from vlmbinding.io import open_checked_store
+from vlmbinding.data.reading import open_checked_store
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_entry
-from vlmbinding.vocab import Vocabulary
+from vlmbinding.models.loading import load_entry
 
 to_file(snakemake.log[0])
 log = logging.getLogger("evaluate_binding")

@@ -8,13 +8,13 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from vlmbinding import gradcam as gc
-from vlmbinding.activations import choose_preprocess
+from vlmbinding.analysis import gradcam as gc
+from vlmbinding.analysis.binding import binding_prompts
 from vlmbinding.atomic import write_parquet
-from vlmbinding.binding import binding_prompts
+from vlmbinding.data.crop import boxes_in_region, crops_to_square, seen_region, to_rgb
+from vlmbinding.extraction.recording import choose_preprocess
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_entry
-from vlmbinding.views import boxes_in_region, crops_to_square, seen_region, to_rgb
+from vlmbinding.models.loading import load_entry
 
 to_file(snakemake.log[0])
 log = logging.getLogger("explain_bindings")

@@ -3,9 +3,9 @@
 import pandas as pd
 import torch
 
-from vlmbinding.activations import extract_activations
+from vlmbinding.extraction.recording import extract_activations
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_entry
+from vlmbinding.models.loading import load_entry
 
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

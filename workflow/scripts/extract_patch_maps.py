@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from vlmbinding import patchmaps
-from vlmbinding.io import dataset_presence, open_checked_store
+from vlmbinding.data.reading import dataset_presence, open_checked_store
+from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.extraction import patch_maps
 from vlmbinding.logs import to_file
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 p = snakemake.params.figures
@@ -17,13 +17,13 @@ def model():
     """Only a reduced store needs the model (and torch)."""
     import torch
 
-    from vlmbinding.models import load_entry
+    from vlmbinding.models.loading import load_entry
 
     torch.set_num_threads(snakemake.threads)
     return load_entry(snakemake.params.model, snakemake.input.weights, snakemake.params.device)
 
 
-maps = patchmaps.figure_maps(
+maps = patch_maps.figure_maps(
     open_checked_store(snakemake.input.store, image_ids),
     pd.read_parquet(snakemake.input.neurons),
     presence,
@@ -34,4 +34,4 @@ maps = patchmaps.figure_maps(
     pd.read_parquet(snakemake.input.images).set_index("image_id")["path"],
     model,
 )
-patchmaps.save_maps(snakemake.output.maps, *maps)
+patch_maps.save_maps(snakemake.output.maps, *maps)

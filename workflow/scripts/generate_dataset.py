@@ -1,8 +1,8 @@
 """Rule generate_dataset: draw the toy-shapes images and write their tables."""
 
-from vlmbinding import dataset as ds
+from vlmbinding.data import toyshapes as ds
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 p = snakemake.params.dataset

@@ -1,10 +1,10 @@
 """Rule import_dataset: bring a user's images and objects table into results/dataset/."""
 
-from vlmbinding import external as ext
-from vlmbinding.dataset import write_table
+from vlmbinding.data import external as ext
+from vlmbinding.data.crop import crops_to_square
+from vlmbinding.data.toyshapes import write_table
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.views import crops_to_square
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 objects = ext.read_objects_table(snakemake.input.objects)

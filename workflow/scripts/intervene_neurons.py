@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from vlmbinding.atomic import write_parquet
-from vlmbinding.intervene import run_stage
+from vlmbinding.interventions.stage import run_stage
 from vlmbinding.logs import to_file
 
 to_file(snakemake.log[0])

@@ -6,11 +6,11 @@ import pandas as pd
 import torch
 
 from vlmbinding.atomic import write_parquet
-from vlmbinding.io import dataset_presence
+from vlmbinding.controls.pixels import model_inputs, pixel_separability
+from vlmbinding.data.reading import dataset_presence
+from vlmbinding.data.vocab import Vocabulary, all_pairs
 from vlmbinding.logs import to_file
-from vlmbinding.models import load_entry
-from vlmbinding.pixels import model_inputs, pixel_separability
-from vlmbinding.vocab import Vocabulary, all_pairs
+from vlmbinding.models.loading import load_entry
 
 to_file(snakemake.log[0])
 log = logging.getLogger("measure_pixel_separability")

@@ -1,11 +1,11 @@
 """Rule measure_separability: D and M of every feature pair, full and PCA space."""
 
+from vlmbinding.analysis.separability import separability_table
 from vlmbinding.atomic import write_parquet
-from vlmbinding.io import dataset_presence, open_checked_store
+from vlmbinding.data.reading import dataset_presence, open_checked_store
+from vlmbinding.data.vocab import Vocabulary, all_pairs
+from vlmbinding.extraction.store import embeddings as stored_embeddings
 from vlmbinding.logs import to_file
-from vlmbinding.separability import separability_table
-from vlmbinding.store import embeddings as stored_embeddings
-from vlmbinding.vocab import Vocabulary, all_pairs
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

@@ -1,11 +1,11 @@
 """Rule neuron_statistics: affinities, entropy and top images of one block's neurons."""
 
+from vlmbinding.analysis.neurons import neuron_table
 from vlmbinding.atomic import write_parquet
-from vlmbinding.io import dataset_presence, open_checked_store
+from vlmbinding.data.reading import dataset_presence, open_checked_store
+from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.extraction.store import reduced_layer
 from vlmbinding.logs import to_file
-from vlmbinding.neurons import neuron_table
-from vlmbinding.store import reduced_layer
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

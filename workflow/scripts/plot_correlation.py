@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from vlmbinding import figures
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.vocab import Vocabulary
+from vlmbinding.report import figures
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

@@ -5,10 +5,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from vlmbinding import figures
-from vlmbinding.gradcam import normalise, upsample
+from vlmbinding.analysis.gradcam import normalise, upsample
+from vlmbinding.data.crop import place_on_image, to_rgb
 from vlmbinding.logs import to_file
-from vlmbinding.views import place_on_image, to_rgb
+from vlmbinding.report import figures
 
 to_file(snakemake.log[0])
 saved = np.load(snakemake.input.maps)

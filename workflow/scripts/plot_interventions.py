@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from vlmbinding import figures
 from vlmbinding.logs import to_file
+from vlmbinding.report import figures
 
 to_file(snakemake.log[0])
 model = snakemake.wildcards.model

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vlmbinding import figures, patchmaps
-from vlmbinding import patches as pt
+from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.extraction import patch_maps
 from vlmbinding.logs import to_file
-from vlmbinding.vocab import Vocabulary
+from vlmbinding.report import figures
 
 to_file(snakemake.log[0])
 model, p = snakemake.wildcards.model, snakemake.params.figures
@@ -44,8 +44,8 @@ fig = figures.feature_neuron_gallery(
 )
 figures.save_figure(fig, snakemake.output.gallery_png, snakemake.output.gallery_pdf)
 
-neuron = pt.pick_neuron(neurons, p["neuron"])
-shown = patchmaps.load_maps(snakemake.input.patch_maps)
+neuron = patch_maps.pick_neuron(neurons, p["neuron"])
+shown = patch_maps.load_maps(snakemake.input.patch_maps)
 label = f"L{shown['layer']} U{shown['unit']}"
 fig = figures.patch_activation_maps(
     [load(i) for i in shown["image_ids"]],
@@ -53,6 +53,6 @@ fig = figures.patch_activation_maps(
     shown["titles"],
     label,
     title=f"{model}: neuron {label}, top features "
-    + ", ".join(f"{f} {neuron[f]:.2f}" for f in pt.top_features(neuron, features, 3)),
+    + ", ".join(f"{f} {neuron[f]:.2f}" for f in patch_maps.top_features(neuron, features, 3)),
 )
 figures.save_figure(fig, snakemake.output.patches_png, snakemake.output.patches_pdf)

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from vlmbinding.figures import sanity_panels, save_figure
 from vlmbinding.logs import to_file
+from vlmbinding.report.figures import sanity_panels, save_figure
 
 to_file(snakemake.log[0])
 fig = sanity_panels(pd.read_parquet(snakemake.input.table), snakemake.wildcards.model)

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from vlmbinding import figures
 from vlmbinding.logs import to_file
+from vlmbinding.report import figures
 
 to_file(snakemake.log[0])
 fig = figures.specification_curve(

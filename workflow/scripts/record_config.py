@@ -3,7 +3,7 @@
 import yaml
 
 from vlmbinding.logs import to_file
-from vlmbinding.tables import html_page
+from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 text = yaml.safe_dump(snakemake.params.config, sort_keys=False)

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
+from vlmbinding.analysis.neurons import select_feature_neurons, superposition_scores
 from vlmbinding.atomic import write_parquet
+from vlmbinding.data.vocab import Vocabulary, all_pairs
 from vlmbinding.logs import to_file
-from vlmbinding.neurons import select_feature_neurons, superposition_scores
-from vlmbinding.vocab import Vocabulary, all_pairs
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

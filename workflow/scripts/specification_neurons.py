@@ -1,11 +1,11 @@
 """Rule specification_neurons: one block's affinities under every top_k/reduce/tokens choice."""
 
+from vlmbinding.analysis.specification import layer_affinity_grid, usable_top_ks
 from vlmbinding.atomic import write_parquet
-from vlmbinding.io import dataset_presence, open_checked_store
+from vlmbinding.data.reading import dataset_presence, open_checked_store
+from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.extraction.store import layer_slice
 from vlmbinding.logs import to_file
-from vlmbinding.specification import layer_affinity_grid, usable_top_ks
-from vlmbinding.store import layer_slice
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

@@ -2,11 +2,11 @@
 
 import pandas as pd
 
+from vlmbinding.analysis.null_model import null_superposition_tables
 from vlmbinding.atomic import write_parquet
-from vlmbinding.io import dataset_presence
+from vlmbinding.data.reading import dataset_presence
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.nullmodel import null_superposition_tables
-from vlmbinding.vocab import Vocabulary
 
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from vlmbinding.logs import to_file
-from vlmbinding.tables import HEADLINE_TEXT, headline_correlations, html_page, null_sections
+from vlmbinding.report.pages import HEADLINE_TEXT, headline_correlations, html_page, null_sections
 
 to_file(snakemake.log[0])
 i = snakemake.input

@@ -3,11 +3,11 @@
 import pandas as pd
 
 from vlmbinding.atomic import write_parquet
+from vlmbinding.controls.sanity import sanity_table
+from vlmbinding.controls.verdicts import sanity_page_sections
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.sanity import sanity_table
-from vlmbinding.tables import html_page
-from vlmbinding.verdicts import sanity_page_sections
-from vlmbinding.vocab import Vocabulary
+from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 i, p = snakemake.input, snakemake.params

@@ -1,7 +1,7 @@
 """Rule train_toy_model: train the offline toy CLIP and evaluate it zero-shot.
 
 Training scenes avoid the analysis dataset's scenes, the test scenes and the held-out
-combinations (vlmbinding.toyscenes); zero-shot accuracy is reported for seen and unseen
+combinations (vlmbinding.models.toy.scenes); zero-shot accuracy is reported for seen and unseen
 combinations separately.
 """
 
@@ -11,12 +11,12 @@ import open_clip
 import pandas as pd
 import torch
 
-from vlmbinding import toymodel as tm
-from vlmbinding import toyscenes as ts
-from vlmbinding.dataset import Canvas
+from vlmbinding.data.toyshapes import Canvas
+from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
-from vlmbinding.models import from_config, pick_device, save_checkpoint
-from vlmbinding.vocab import Vocabulary
+from vlmbinding.models.loading import from_config, pick_device, save_checkpoint
+from vlmbinding.models.toy import model as tm
+from vlmbinding.models.toy import scenes as ts
 
 to_file(snakemake.log[0])
 log = logging.getLogger("train_toy_model")

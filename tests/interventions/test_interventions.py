@@ -1,0 +1,278 @@
+"""Neuron interventions: hooks, batched ablation, pair neurons, controls, statistics."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import tiny_model
+from scipy import stats
+
+from vlmbinding.interventions import ablation as ab
+from vlmbinding.interventions import selection as iv
+
+N_LAYERS, WIDTH, TOKENS = 3, 64, 17  # helpers.TINY_CFG: 56 px / 14 px patches -> 16 + CLS
+
+
+@pytest.fixture(scope="module")
+def setup():
+    loaded = tiny_model(seed=3)
+    model = loaded.model.eval()
+    torch.manual_seed(0)
+    images = torch.randn(10, 3, 56, 56)
+    with torch.no_grad():
+        stored = model.encode_image(images)
+    means = np.random.default_rng(0).normal(size=(TOKENS, N_LAYERS * WIDTH)).astype(np.float32)
+    return model, images, stored, means
+
+
+def hand_made_forward(model, images, replace: dict[int, dict[int, torch.Tensor]]):
+    """Every block written out; replace[layer][unit] = [token] values of that MLP output."""
+    visual = model.visual
+    x = visual._embeds(images)
+    for i, block in enumerate(visual.transformer.resblocks):
+        x = x + block.attention(block.ln_1(x))
+        mlp = block.mlp(block.ln_2(x)).clone()
+        for unit, value in replace.get(i, {}).items():
+            mlp[:, :, unit] = value[None, :]
+        x = x + mlp
+    pooled = visual.ln_post(x)[:, 0]
+    return pooled @ visual.proj
+
+
+def run(model, images, conditions, rows, values, cache_layers=(0,), cls_only=None, bs=7):
+    with torch.no_grad():
+        cache, _ = ab.residual_cache(model.visual, images, range(N_LAYERS), 4, "cpu")
+    cache = {k: v for k, v in cache.items() if k in cache_layers}
+    with ab.Ablator(model, values) as ablator:
+        return ab.embed_under_ablation(model, ablator, cache, conditions, rows, bs, cls_only)
+
+
+def test_no_neurons_ablated_reproduces_the_stored_embeddings_exactly(setup):
+    model, images, stored, means = setup
+    values = ab.ablation_values("mean", N_LAYERS, WIDTH, means, TOKENS)
+    rows = [np.arange(10)]
+    (full,) = run(model, images, [{}], rows, values, cache_layers=(0,), cls_only=False, bs=10)
+    assert np.array_equal(full, stored.numpy())
+    # Through the cache, from any layer, and with the CLS-only last block: equal to rounding.
+    (cls,) = run(model, images, [{}], rows, values, cache_layers=(0, 1, 2), cls_only=True)
+    np.testing.assert_allclose(cls, stored.numpy(), rtol=1e-5, atol=1e-5)
+    # The cache's own unablated pass is the stored embedding.
+    _, emb = ab.residual_cache(model.visual, images, [0], 10, "cpu")
+    assert torch.equal(emb, stored)
+
+
+@pytest.mark.parametrize("how", ["mean", "zero"])
+def test_ablating_one_neuron_equals_a_hand_made_forward_pass(setup, how):
+    model, images, _, means = setup
+    layer, unit = 1, 5
+    values = ab.ablation_values(how, N_LAYERS, WIDTH, means if how == "mean" else None, TOKENS)
+    expected = hand_made_forward(model, images, {layer: {unit: values[layer][:, unit]}})
+    for cls_only in (False, True):
+        (got,) = run(
+            model, images, [{layer: np.array([unit])}], [np.arange(10)], values, (0, 1), cls_only
+        )
+        np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-5, atol=1e-5)
+    # and it changes the embedding
+    assert not np.allclose(got, model.encode_image(images).detach().numpy(), atol=1e-4)
+
+
+def test_several_layers_at_once_hit_exactly_the_listed_units(setup):
+    model, images, _, means = setup
+    listed = {0: np.array([1, 7]), 2: np.array([3])}
+    values = ab.ablation_values("mean", N_LAYERS, WIDTH, means, TOKENS)
+    recorded = {}
+
+    def record(layer):
+        def hook(_m, _i, out):
+            recorded[layer] = out.detach().clone()
+
+        return hook
+
+    with ab.Ablator(model, values) as ablator:
+        handles = [b.ls_2.register_forward_hook(record(i)) for i, b in enumerate(ab.blocks(model))]
+        masks = ab.condition_masks([listed], N_LAYERS, WIDTH)[[0] * 4]
+        ablator.masks = {layer: masks[:, layer] for layer in listed}
+        with torch.no_grad():
+            model.encode_image(images[:4])
+        ablator.masks = {}
+        with torch.no_grad():
+            model.encode_image(images[:4])  # no masks: nothing replaced
+        for h in handles:
+            h.remove()
+    # the replacement alone: exactly the listed units of the listed layers, all tokens
+    out = torch.randn(4, TOKENS, WIDTH)
+    for layer in range(N_LAYERS):
+        mask = masks[:, layer]
+        new = ab.replace_units(out, mask, values[layer])
+        changed = (new != out).any(dim=(0, 1)).nonzero().flatten().numpy()
+        np.testing.assert_array_equal(changed, listed.get(layer, []))
+        for unit in listed.get(layer, []):
+            assert torch.equal(new[:, :, unit], values[layer][None, :, unit].expand(4, -1))
+
+
+def test_hooks_replace_only_listed_units_in_the_running_model(setup):
+    model, images, _, means = setup
+    listed = {0: np.array([1, 7]), 2: np.array([3])}
+    values = ab.ablation_values("zero", N_LAYERS, WIDTH, None, TOKENS)
+    seen = {}
+
+    def record(layer):
+        def hook(_m, _i, out):
+            seen[layer] = out.detach().clone()
+
+        return hook
+
+    with ab.Ablator(model, values) as ablator:
+        handles = [b.ls_2.register_forward_hook(record(i)) for i, b in enumerate(ab.blocks(model))]
+        masks = ab.condition_masks([listed], N_LAYERS, WIDTH)[[0] * 3]
+        ablator.masks = {layer: masks[:, layer] for layer in listed}
+        with torch.no_grad():
+            model.encode_image(images[:3])
+        for h in handles:
+            h.remove()
+    for layer in range(N_LAYERS):
+        zero_units = (seen[layer] == 0).all(dim=(0, 1)).nonzero().flatten().numpy()
+        np.testing.assert_array_equal(zero_units, listed.get(layer, []))
+
+
+def test_batched_conditions_equal_separate_runs(setup):
+    model, images, _, means = setup
+    values = ab.ablation_values("mean", N_LAYERS, WIDTH, means, TOKENS)
+    conditions = [{1: np.array([2])}, {2: np.array([4, 9])}, {0: np.array([0]), 2: np.array([1])}]
+    rows = [np.arange(10), np.array([1, 4, 8]), np.array([0, 9])]
+    together = run(model, images, conditions, rows, values, (0, 1, 2), bs=5)
+    for c in range(3):
+        (alone,) = run(model, images, [conditions[c]], [rows[c]], values, (0,), bs=10)
+        np.testing.assert_allclose(together[c], alone, rtol=1e-5, atol=1e-5)
+
+
+def feature_table(rng, n=40, features=("a", "b", "c", "d")):
+    aff = rng.uniform(size=(n, len(features)))
+    aff[rng.uniform(size=aff.shape) < 0.3] = 0
+    return pd.DataFrame(
+        {
+            "layer": rng.integers(0, 3, n),
+            "unit": rng.permutation(64)[:n],
+            **dict(zip(features, aff.T)),
+        }
+    )
+
+
+def test_pair_neurons_are_the_top_ratio_neurons_or_those_over_the_threshold():
+    rng = np.random.default_rng(1)
+    table = feature_table(rng)
+    ratio = iv.pair_ratios(table, list("abcd"), "a", "c")
+    top = iv.pair_neurons(table, list("abcd"), "a", "c", 5)
+    assert len(top) == 5 and np.all(np.diff(top["ratio"]) <= 0)
+    assert top["ratio"].min() >= np.sort(ratio[np.isfinite(ratio)])[-5]
+    over = iv.pair_neurons(table, list("abcd"), "a", "c", 5, threshold=0.4)
+    assert (over["ratio"] > 0.4).all() and len(over) == int(np.nansum(ratio > 0.4))
+
+
+def test_controls_draw_from_the_same_layers_and_never_the_pairs_own_neurons():
+    rng = np.random.default_rng(2)
+    own = pd.DataFrame({"layer": [0, 0, 2, 2, 2], "unit": [1, 5, 0, 3, 7]})
+    mine = iv.by_layer(own)
+    seen = set()
+    for draw in iv.control_draws(own, 8, 200, rng):
+        assert sorted(draw) == [0, 2]
+        for layer, units in draw.items():
+            assert len(units) == len(mine[layer]) == len(set(units))
+            assert not set(units) & set(mine[layer])
+            seen |= {(layer, u) for u in units}
+    # every other unit of those layers gets drawn
+    assert seen == {(0, u) for u in range(8) if u not in (1, 5)} | {(2, u) for u in (1, 2, 4, 5, 6)}
+    with pytest.raises(ValueError, match="neurons_per_pair"):
+        iv.control_draws(own, 4, 1, rng)
+
+
+def test_empirical_p_is_calibrated_under_exchangeability_and_has_power():
+    k = 19
+    ps = []
+    for seed in range(200):
+        x = np.random.default_rng(seed).normal(size=k + 1)  # own is one more draw
+        ps.append(iv.empirical_p(x[0], x[1:]))
+    # discrete uniform on {1/20, ..., 1}: compare with its CDF, leniently
+    assert stats.kstest(np.array(ps) - 0.5 / (k + 1), "uniform").pvalue > 0.001
+    assert iv.empirical_p(10.0, np.random.default_rng(0).normal(size=k)) == 1 / (k + 1)
+    assert np.isnan(iv.z_score(1.0, [0.5]))
+
+
+def test_summary_finds_a_planted_effect_that_grows_with_S_and_not_a_null_one():
+    rng = np.random.default_rng(3)
+    features = [f"f{i}" for i in range(10)]
+    pairs = [(a, b) for i, a in enumerate(features) for b in features[i + 1 :]]
+    s = rng.uniform(0, 10, len(pairs))
+
+    def effects(planted):
+        rows = []
+        for (a, b), si in zip(pairs, s):
+            controls = rng.normal(0, 0.01, 5)
+            own = rng.normal(0, 0.01) + (0.01 * si if planted else 0)
+            row = {"f1": a, "f2": b, "S": si, "n_ablated": 3, "control_draws": 5}
+            for m in iv.MEASURES:
+                row.update(iv.effect_columns(m, own, controls))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    planted = iv.summarise_effects(effects(True), features, 500, 199, 0).set_index("measure")
+    assert planted.loc["dM", "excess_ci_low"] > 0
+    assert planted.loc["dM", "spearman_S_ci_low"] > 0.5 and planted.loc["dM", "mantel_p"] < 0.05
+    null = iv.summarise_effects(effects(False), features, 500, 199, 0).set_index("measure")
+    assert null.loc["dM", "excess_ci_low"] < 0.005 and null.loc["dM", "mantel_p"] > 0.01
+
+
+def test_choose_pairs_keeps_top_and_bottom_by_S_and_a_seeded_sample():
+    table = pd.DataFrame({"f1": list("abcdefghij"), "f2": list("klmnopqrst"), "S": np.arange(10.0)})
+    assert len(iv.choose_pairs(table, "all", 0)) == 10
+    chosen = iv.choose_pairs(table, 6, 0)
+    assert len(chosen) == 6 and {9.0, 0.0} <= set(chosen["S"])
+    assert chosen.equals(iv.choose_pairs(table, 6, 0))
+
+
+def test_shared_control_draws_match_the_layers_and_avoid_each_pairs_own_neurons():
+    rng = np.random.default_rng(4)
+    pool: list = []
+    owns = [
+        {0: np.array([1, 2]), 3: np.array([5])},
+        {0: np.array([3, 4]), 3: np.array([6])},
+        {0: np.array([1, 9]), 3: np.array([0])},
+    ]
+    counts = []
+    for own in owns * 20:
+        chosen = iv.pick_controls(pool, own, 5, 12, rng)
+        assert len(chosen) == 5
+        for draw in chosen:
+            assert iv.layer_profile(draw) == iv.layer_profile(own)
+            for layer, units in draw.items():
+                assert len(set(units)) == len(units)
+                assert not set(units) & set(own[layer])
+        counts.append(len(pool))
+    assert counts[-1] == counts[2]  # after the first round, every pair reuses the pool
+    # a rejected-and-kept draw is uniform over the sets avoiding own: units 1, 2 never, others alike
+    seen = np.zeros(12)
+    for seed in range(300):
+        for draw in iv.pick_controls([], owns[0], 1, 12, np.random.default_rng(seed)):
+            seen[draw[0]] += 1
+    assert seen[1] == seen[2] == 0 and seen[[0, 3, 4, 5, 6, 7, 8, 9, 10, 11]].min() > 30
+
+
+def test_controls_matched_on_layers_only_keep_the_layers_and_the_total():
+    rng = np.random.default_rng(5)
+    own = {0: np.array([1, 2]), 3: np.array([5])}
+    pool: list = []
+    per_layer = Counter()
+    for _ in range(100):
+        for draw in iv.pick_controls(pool, own, 3, 12, rng, match="layers"):
+            assert set(draw) <= {0, 3} and sum(len(u) for u in draw.values()) == 3
+            assert not set(draw.get(0, [])) & {1, 2} and 5 not in set(draw.get(3, []))
+            per_layer.update({layer: len(u) for layer, u in draw.items()})
+        pool = []  # fresh pool: independent draws
+    assert per_layer[0] > 0 and per_layer[3] > 0
+    assert iv.control_profile(own, "layers") == iv.control_profile(
+        {0: np.array([7]), 3: np.array([1, 2])}, "layers"
+    )

@@ -1,0 +1,390 @@
+"""The sanity table: does the analysis tell a trained model from its untrained twin?
+
+For each headline statistic the trained model, its random-weights twin (same architecture
+and preprocessing, never trained) and, where one applies, the pixel baseline side by
+side, with the difference trained minus random and a 95% bootstrap interval. The
+resampled unit is what the statistic is an average or a correlation over:
+
+- neurons for the entropy statistics (each model's neurons resampled on their own: the
+  two models' neurons are different units);
+- features for the correlations of S (all pairs among features drawn with replacement,
+  the same draw for both models, since the pairs share features);
+- images for binding accuracy and the Grad-CAM share (the same images drawn for both
+  models: both ran on the same images, so the difference is paired).
+
+A verdict in words, computed from the numbers, says which results survive the controls.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vlmbinding.analysis.correlation import SUBSETS, attach_scores, pairs_to_matrix
+from vlmbinding.analysis.resampling import feature_resamples, resampled_pairs, rowwise_correlation
+from vlmbinding.controls.beyond_pixels import _refit_residuals
+from vlmbinding.controls.verdicts import verdict
+
+LEVEL = 0.95
+SANITY_COLUMNS = [
+    "statistic",
+    "unit",
+    "trained",
+    "trained_ci_low",
+    "trained_ci_high",
+    "random",
+    "random_ci_low",
+    "random_ci_high",
+    "pixels",
+    "pixels_ci_low",
+    "pixels_ci_high",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "trained_mantel_p",
+    "random_mantel_p",
+    "survives",
+    "verdict",
+]
+SUBSET_WORDS = {"all": "all pairs", "no_position": "pairs without a position"}
+_TAILS = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    samples = np.asarray(samples, float)
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return float("nan"), float("nan")
+    low, high = np.percentile(samples, _TAILS)
+    return float(low), float(high)
+
+
+# --- neurons ----------------------------------------------------------------------------
+
+
+def neuron_bootstrap(
+    trained: np.ndarray,
+    random: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n_boot: int,
+    seed: int,
+) -> dict[str, float]:
+    """A neuron statistic of each model and their difference, neurons resampled.
+
+    `statistic` maps [rows, n] resampled entropies to one value per row. Each model's
+    neurons are drawn with replacement on their own (numpy default_rng(seed)).
+    """
+    rng = np.random.default_rng(seed)
+    t, r = np.asarray(trained, float), np.asarray(random, float)
+    bt = statistic(t[rng.integers(0, len(t), (n_boot, len(t)))])
+    br = statistic(r[rng.integers(0, len(r), (n_boot, len(r)))])
+    obs_t, obs_r = float(statistic(t[None])[0]), float(statistic(r[None])[0])
+    return _row(obs_t, _interval(bt), obs_r, _interval(br), obs_t - obs_r, _interval(bt - br))
+
+
+def _row(t, t_ci, r, r_ci, d, d_ci) -> dict[str, float]:
+    return {
+        "trained": t,
+        "trained_ci_low": t_ci[0],
+        "trained_ci_high": t_ci[1],
+        "random": r,
+        "random_ci_low": r_ci[0],
+        "random_ci_high": r_ci[1],
+        "difference": d,
+        "difference_ci_low": d_ci[0],
+        "difference_ci_high": d_ci[1],
+    }
+
+
+# --- images -----------------------------------------------------------------------------
+
+
+def image_bootstrap(per_image: pd.DataFrame, n_boot: int, seed: int) -> dict[str, float]:
+    """A mean over items (trials, maps) of both models and its difference, images resampled.
+
+    `per_image` has, per image present for both models, sum_trained and n_trained, sum_random
+    and n_random (the item values summed, and their count). The statistic is the item mean
+    sum / n; a resample draws images with replacement (numpy default_rng(seed)), the same
+    images for both models, so the difference is paired.
+    """
+    rng = np.random.default_rng(seed)
+    cols = ["sum_trained", "n_trained", "sum_random", "n_random"]
+    st, nt, sr, nr = (per_image[c].to_numpy(float) for c in cols)
+    draws = rng.integers(0, len(st), (n_boot, len(st)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bt = st[draws].sum(1) / nt[draws].sum(1)
+        br = sr[draws].sum(1) / nr[draws].sum(1)
+        obs_t, obs_r = st.sum() / nt.sum(), sr.sum() / nr.sum()
+    return _row(
+        float(obs_t),
+        _interval(bt),
+        float(obs_r),
+        _interval(br),
+        float(obs_t - obs_r),
+        _interval(bt - br),
+    )
+
+
+def _per_image(trained: pd.DataFrame, random: pd.DataFrame, value: str) -> pd.DataFrame:
+    def agg(df):
+        return df.groupby("image_id")[value].agg(["sum", "size"]).astype(float)
+
+    t, r = agg(trained).add_suffix("_t"), agg(random).add_suffix("_r")
+    both = t.join(r, how="inner")
+    return pd.DataFrame(
+        {
+            "sum_trained": both["sum_t"],
+            "n_trained": both["size_t"],
+            "sum_random": both["sum_r"],
+            "n_random": both["size_r"],
+        }
+    )
+
+
+def binding_row(trials_t: pd.DataFrame, trials_r: pd.DataFrame, n_boot: int, seed: int):
+    """Swapped-caption binding accuracy (the trials' `correct`), images resampled."""
+    per = _per_image(
+        trials_t.assign(correct=trials_t["correct"].astype(float)),
+        trials_r.assign(correct=trials_r["correct"].astype(float)),
+        "correct",
+    )
+    return image_bootstrap(per, n_boot, seed)
+
+
+def _named_object(shares: pd.DataFrame) -> pd.DataFrame:
+    return shares[(shares["kind"] == "true") & (shares["role"] == "target")]
+
+
+def gradcam_row(shares_t: pd.DataFrame, shares_r: pd.DataFrame, n_boot: int, seed: int):
+    """Mean Grad-CAM share on the object a true prompt names, images resampled; `pixels`
+    is that object's share of the image area (what an evenly spread map gives)."""
+    t, r = _named_object(shares_t), _named_object(shares_r)
+    row = image_bootstrap(_per_image(t, r, "share"), n_boot, seed)
+    row["pixels"] = float(t["area_share"].mean()) if len(t) else float("nan")
+    return row
+
+
+# --- correlations over feature pairs ------------------------------------------------------
+
+
+def subset_features(feature_kinds: dict[str, str], subset: str) -> list[str]:
+    """The features of a subset of pairs, in vocabulary order."""
+    if subset == "no_position":
+        return [f for f, k in feature_kinds.items() if k != "position"]
+    return list(feature_kinds)
+
+
+def _pair_matrices(superposition, separability, space, metric, features):
+    joined = attach_scores(superposition, separability)
+    joined = joined[joined["space"] == space]
+    return pairs_to_matrix(joined, "S", features), pairs_to_matrix(joined, metric, features)
+
+
+def feature_bootstrap_difference(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    trained: Sequence[np.ndarray],
+    random: Sequence[np.ndarray],
+    n_boot: int,
+    seed: int,
+) -> tuple[float, float]:
+    """Interval of statistic(trained) - statistic(random), features resampled, same draws.
+
+    `trained`, `random`: the [F, F] pair matrices a statistic needs (S first), over the
+    same features. `statistic` takes the draws [n_boot, F] and the matrices and returns
+    one value per draw.
+    """
+    draws = feature_resamples(trained[0].shape[0], n_boot, np.random.default_rng(seed))
+    return _interval(statistic(draws, *trained) - statistic(draws, *random))
+
+
+def resampled_correlation(draws, s, x) -> np.ndarray:
+    """Pearson r of S and x over all pairs among each row of drawn features."""
+    return rowwise_correlation(*resampled_pairs(s, x, draws))
+
+
+def resampled_residual_correlation(draws, s, model, pixels) -> np.ndarray:
+    """r(S, residual of model on pixels), the fit redone in each draw (controls.py)."""
+    s_b, m_b = resampled_pairs(s, model, draws)
+    p_b, _ = resampled_pairs(pixels, pixels, draws)
+    return rowwise_correlation(s_b, _refit_residuals(np.where(np.isfinite(s_b), m_b, np.nan), p_b))
+
+
+def _pick(table: pd.DataFrame, metric: str, space: str, subset: str) -> pd.Series:
+    rows = table[
+        (table["metric"] == metric) & (table["space"] == space) & (table["subset"] == subset)
+    ]
+    if len(rows) != 1:
+        raise ValueError(f"expected one row for {metric}/{space}/{subset}, found {len(rows)}")
+    return rows.iloc[0]
+
+
+def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, seed) -> list[dict]:
+    """r(S, D) and r(S, M) per subset: each model's dependence-aware r, interval and Mantel p
+    (from its correlation table), the pixel baseline r(S, pixel metric) and the difference
+    with a feature-bootstrap interval."""
+    rows = []
+    for metric in ("D", "M"):
+        for subset in SUBSETS:
+            features = subset_features(feature_kinds, subset)
+            ct = _pick(trained["correlation"], metric, space, subset)
+            cr = _pick(random["correlation"], metric, space, subset)
+            mt = _pair_matrices(
+                trained["superposition"], trained["separability"], space, metric, features
+            )
+            mr = _pair_matrices(
+                random["superposition"], random["separability"], space, metric, features
+            )
+            d_ci = feature_bootstrap_difference(resampled_correlation, mt, mr, n_boot, seed)
+            pixels = (float("nan"),) * 3
+            if trained.get("beyond") is not None:
+                b = _pick(trained["beyond"], metric, space, subset)
+                pixels = (
+                    float(b["pixels_r"]),
+                    float(b["pixels_ci_low"]),
+                    float(b["pixels_ci_high"]),
+                )
+            rows.append(
+                {
+                    "statistic": f"r(S, {metric}), {SUBSET_WORDS[subset]}",
+                    "unit": "features",
+                    "kind": "correlation",
+                    **_row(
+                        float(ct["mantel_r"]),
+                        (ct["feature_ci_low"], ct["feature_ci_high"]),
+                        float(cr["mantel_r"]),
+                        (cr["feature_ci_low"], cr["feature_ci_high"]),
+                        float(ct["mantel_r"] - cr["mantel_r"]),
+                        d_ci,
+                    ),
+                    "pixels": pixels[0],
+                    "pixels_ci_low": pixels[1],
+                    "pixels_ci_high": pixels[2],
+                    "trained_mantel_p": float(ct["mantel_p"]),
+                    "random_mantel_p": float(cr["mantel_p"]),
+                }
+            )
+    return rows
+
+
+def beyond_pixel_rows(
+    trained: dict, random: dict, feature_kinds, space, n_boot, seed
+) -> list[dict]:
+    """r(S, residual of M (D) on the pixels' M (D)) for both models, with the difference."""
+    rows = []
+    pix = trained["pixel_separability"]
+    for metric in ("D", "M"):
+        for subset in SUBSETS:
+            features = subset_features(feature_kinds, subset)
+            bt = _pick(trained["beyond"], metric, space, subset)
+            br = _pick(random["beyond"], metric, space, subset)
+            p = _pair_matrices(trained["superposition"], pix, space, metric, features)[1]
+            mt = (
+                *_pair_matrices(
+                    trained["superposition"], trained["separability"], space, metric, features
+                ),
+                p,
+            )
+            mr = (
+                *_pair_matrices(
+                    random["superposition"], random["separability"], space, metric, features
+                ),
+                p,
+            )
+            d_ci = feature_bootstrap_difference(
+                resampled_residual_correlation, mt, mr, n_boot, seed
+            )
+            rows.append(
+                {
+                    "statistic": f"r(S, {metric} beyond pixels), {SUBSET_WORDS[subset]}",
+                    "unit": "features",
+                    "kind": "beyond_pixels",
+                    **_row(
+                        float(bt["r"]),
+                        (bt["feature_ci_low"], bt["feature_ci_high"]),
+                        float(br["r"]),
+                        (br["feature_ci_low"], br["feature_ci_high"]),
+                        float(bt["r"] - br["r"]),
+                        d_ci,
+                    ),
+                    "pixels": float("nan"),
+                    "trained_mantel_p": float(bt["mantel_p"]),
+                    "random_mantel_p": float(br["mantel_p"]),
+                }
+            )
+    return rows
+
+
+# --- the table and its verdicts -------------------------------------------------------------
+
+
+def sanity_table(
+    trained: dict,
+    random: dict,
+    feature_kinds: dict[str, str],
+    space: str = "full",
+    entropy_threshold: float = 3.5,
+    n_boot: int = 10000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per headline statistic: trained, random twin, pixels, difference, verdict.
+
+    `trained` and `random` hold each model's tables: neurons, superposition,
+    separability, correlation (the workflow's parquet files), trials (binding/trials),
+    shares (gradcam/shares) and, when the pixel baseline ran, beyond (the beyond-pixels
+    table) and, for `trained`, pixel_separability. Correlations are taken in `space`.
+    """
+    rows = [
+        {
+            "statistic": "median neuron entropy (bits)",
+            "unit": "neurons",
+            "kind": "neurons",
+            **neuron_bootstrap(
+                trained["neurons"]["entropy"],
+                random["neurons"]["entropy"],
+                lambda e: np.median(e, axis=1),
+                n_boot,
+                seed,
+            ),
+        },
+        {
+            "statistic": f"share of neurons under {entropy_threshold:g} bits",
+            "unit": "neurons",
+            "kind": "neurons",
+            **neuron_bootstrap(
+                trained["neurons"]["entropy"],
+                random["neurons"]["entropy"],
+                lambda e: (e < entropy_threshold).mean(axis=1),
+                n_boot,
+                seed,
+            ),
+        },
+        *correlation_rows(trained, random, feature_kinds, space, n_boot, seed),
+    ]
+    if trained.get("beyond") is not None and random.get("beyond") is not None:
+        rows += beyond_pixel_rows(trained, random, feature_kinds, space, n_boot, seed)
+    rows.append(
+        {
+            "statistic": "binding accuracy (swapped captions)",
+            "unit": "images",
+            "kind": "accuracy",
+            **binding_row(trained["trials"], random["trials"], n_boot, seed),
+        }
+    )
+    rows.append(
+        {
+            "statistic": "Grad-CAM share on the named object",
+            "unit": "images",
+            "kind": "gradcam",
+            **gradcam_row(trained["shares"], random["shares"], n_boot, seed),
+        }
+    )
+    for row in rows:
+        for key in ("pixels", "pixels_ci_low", "pixels_ci_high"):
+            row.setdefault(key, float("nan"))
+        row.setdefault("trained_mantel_p", float("nan"))
+        row.setdefault("random_mantel_p", float("nan"))
+        row["survives"], row["verdict"] = verdict(row)
+    return pd.DataFrame(rows)[SANITY_COLUMNS]

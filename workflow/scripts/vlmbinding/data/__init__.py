@@ -1,0 +1,1 @@
+"""The data: the toy-shapes vocabulary and generator, external datasets, the model's crop."""

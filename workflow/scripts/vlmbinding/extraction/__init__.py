@@ -1,0 +1,1 @@
+"""Recording MLP outputs into the activation store, and per-patch maps."""

@@ -1,0 +1,399 @@
+"""Recording the MLP outputs of every block of CLIP's vision tower into a Zarr store.
+
+METHOD.md section 2. For each image and each token, the output of every residual block's
+MLP before it is added to the residual stream: `mlp_out[image, token, layer*width + unit]`
+(store mode `tokens`), or only its mean and max over each image's tokens (mode `reduced`).
+
+The extraction never waits where it need not: images are decoded and preprocessed by a pool
+of threads ahead of the model (pinned host memory on CUDA, non-blocking copies), the
+conversion to the storage dtype and the token reductions run on the device, device-to-host
+copies go into reused pinned buffers, and a writer thread with a bounded queue writes batch
+i while batch i+1 runs. The store only appears under its final name once complete
+(`vlmbinding.extraction.store`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from vlmbinding.extraction import store as st
+from vlmbinding.extraction.store import layer_slice, open_store  # noqa: F401 - re-exported for callers
+
+log = logging.getLogger(__name__)
+
+TOKEN_ORDER = "CLS, then patches row by row (token 1 + row * grid + col)"
+AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def reference_preprocess(image_size: int):
+    """The authors' preprocessing: resize to size x size, scale to [0, 1], nothing else."""
+    return transforms.Compose(
+        [
+            transforms.Lambda(lambda im: im.convert("RGB")),
+            transforms.Resize((image_size, image_size)),
+            transforms.ToTensor(),
+        ]
+    )
+
+
+def choose_preprocess(loaded, mode: str):
+    """'model' = the model's own transform; 'reference' = the notebooks' (METHOD.md 2a)."""
+    if mode == "model":
+        return loaded.preprocess
+    if mode == "reference":
+        return reference_preprocess(loaded.geometry["image_size"])
+    raise ValueError(f"activations.preprocess must be model or reference, not {mode!r}")
+
+
+def blocks(model) -> list[torch.nn.Module]:
+    return list(model.visual.transformer.resblocks)
+
+
+@contextmanager
+def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None = None):
+    """Collect each block's MLP output (hooked after LayerScale `ls_2`, which is the
+    identity for CLIP, so: the MLP's second linear layer, before the residual add).
+
+    Yields a list that each forward pass fills with one [batch, token, width] tensor per
+    block, in block order. `center` subtracts each vector's mean over the width, which is
+    what the authors' hooked model with centred writing weights recorded (METHOD.md 2b).
+    `dtype` converts each output as it is recorded (on its device; halves the memory).
+    """
+    outputs: list[torch.Tensor] = []
+
+    def hook(_module, _inputs, output):
+        out = output.detach()
+        if center:
+            out = out - out.mean(dim=-1, keepdim=True)
+        outputs.append(out if dtype is None else out.to(dtype))
+
+    handles = [block.ls_2.register_forward_hook(hook) for block in blocks(model)]
+    try:
+        yield outputs
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def forward_layers(model, images: torch.Tensor, center: bool = False, dtype=None, autocast=None):
+    """One forward pass: ([B, T, width] per block, embeddings [B, D]), on the device.
+
+    `dtype`: convert the MLP outputs to it as they are recorded; `autocast`: run the model
+    under torch.autocast with this dtype (bfloat16 or float16), None = full precision.
+    """
+    amp = torch.autocast(images.device.type, dtype=autocast) if autocast else nullcontext()
+    with recording_mlp_outputs(model, center, dtype) as outputs, amp:
+        embeddings = model.encode_image(images)
+    return outputs, embeddings
+
+
+def forward_batch(model, images: torch.Tensor, center: bool = False, dtype=None, autocast=None):
+    """One forward pass: (mlp_out [B, T, layers*width], embeddings [B, D]), on the device."""
+    outputs, embeddings = forward_layers(model, images, center, dtype, autocast)
+    return torch.cat(outputs, dim=-1), embeddings
+
+
+def load_image(path: str, preprocess) -> torch.Tensor:
+    with Image.open(path) as im:
+        return preprocess(im.convert("RGB"))
+
+
+def load_images(paths: list[str], preprocess) -> torch.Tensor:
+    return torch.stack([load_image(p, preprocess) for p in paths])
+
+
+def image_batches(
+    paths: list[str], preprocess, batch_size: int, workers: int = 2, pin: bool = False
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, images [B, 3, H, W]) per batch, in order. With workers > 0, a thread pool
+    decodes and preprocesses images (PIL and torch release the GIL) up to two batches ahead
+    of the consumer; `pin` puts each batch in pinned host memory for a non-blocking copy."""
+    starts = list(range(0, len(paths), batch_size))
+
+    def load(start):
+        images = load_images(paths[start : start + batch_size], preprocess)
+        return images.pin_memory() if pin else images
+
+    if workers <= 0:
+        for start in starts:
+            yield start, load(start)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="image_loader") as pool:
+        # one batch per task keeps the order; images of a batch are decoded by one thread
+        ahead = max(2, workers + 1)
+        pending = [pool.submit(load, s) for s in starts[:ahead]]
+        for i, start in enumerate(starts):
+            images = pending[i].result()
+            if i + ahead < len(starts):
+                pending.append(pool.submit(load, starts[i + ahead]))
+            pending[i] = None
+            yield start, images
+
+
+def store_arrays(mode: str, n_layers: int, width: int, tokens: int, embed_dim: int, dtype: str):
+    """The arrays of a store: name -> (shape after the image axis, dtype, dimension names)."""
+    neurons = n_layers * width
+    if mode == "tokens":
+        arrays = {"mlp_out": ((tokens, neurons), dtype, ["image", "token", "neuron"])}
+    elif mode == "reduced":
+        arrays = {
+            n: ((neurons,), "float32", ["image", "neuron"]) for n in st.REDUCED_ARRAYS.values()
+        }
+    else:
+        raise ValueError(f"activations.store must be one of {st.MODES}, not {mode!r}")
+    arrays["embeddings"] = ((embed_dim,), "float32", ["image", "dim"])
+    return arrays
+
+
+def device_outputs(layers: list[torch.Tensor], emb: torch.Tensor, mode: str) -> dict:
+    """What is stored of one batch, computed on the model's device: per-layer tensors
+    `mlp_out/<layer>` (mode tokens) or the token reductions. `layers` are already in the
+    storage dtype, so the reductions see exactly the values a tokens-mode store holds (mean
+    accumulated in float32, max exact)."""
+    out = {"embeddings": emb.float()}
+    if mode == "tokens":
+        out.update({f"mlp_out/{i}": x for i, x in enumerate(layers)})
+        return out
+    for (how, tokens), name in st.REDUCED_ARRAYS.items():
+        parts = [x[:, 1:] if tokens == "patches" else x for x in layers]
+        reduced = [x.float().mean(dim=1) if how == "mean" else x.amax(dim=1).float() for x in parts]
+        out[name] = torch.cat(reduced, dim=-1)
+    return out
+
+
+class HostCopies:
+    """Device-to-host copies into reused pinned buffers (CUDA) or plain views (CPU).
+
+    `take` starts non-blocking copies of a batch's tensors and returns (arrays, ready,
+    release): `ready()` waits for the copies, `release()` returns the buffers for reuse.
+    At most `limit` batches hold buffers at once (bounded host memory).
+    """
+
+    def __init__(self, device: torch.device, limit: int):
+        self.cuda = device.type == "cuda"
+        self.free: dict[tuple, list[torch.Tensor]] = {}
+        self.lock = threading.Lock()
+        self.slots = threading.Semaphore(limit)
+
+    def _buffer(self, t: torch.Tensor) -> torch.Tensor:
+        key = (tuple(t.shape), t.dtype)
+        with self.lock:
+            pool = self.free.setdefault(key, [])
+            if pool:
+                return pool.pop()
+        return torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+
+    def take(self, tensors: dict[str, torch.Tensor]):
+        if not self.cuda:
+            arrays = {k: v.contiguous().numpy() for k, v in tensors.items()}
+            return arrays, lambda: None, lambda: None
+        self.slots.acquire()
+        bufs = {k: self._buffer(v) for k, v in tensors.items()}
+        for k, v in tensors.items():
+            bufs[k].copy_(v, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+
+        def release():
+            with self.lock:
+                for b in bufs.values():
+                    self.free.setdefault((tuple(b.shape), b.dtype), []).append(b)
+            self.slots.release()
+
+        return {k: b.numpy() for k, b in bufs.items()}, event.synchronize, release
+
+
+WRITERS = 4  # concurrent chunk-file writes per batch (benchmarks/bench_store.py)
+
+
+class BatchWriter:
+    """Writes batches into the store's arrays on a thread behind a bounded queue (depth 0:
+    in the caller's thread). An error in the writer is raised by the next put or close."""
+
+    def __init__(self, root, depth: int, per_layer: bool = True, file_writers: int = WRITERS):
+        self.root, self.error, self.per_layer = root, None, per_layer
+        self.arrays = dict(root.arrays())  # looked up once: each lookup reads metadata
+        self.mlp_out = self.arrays.get("mlp_out")
+        self.files = (  # a batch's layer files written concurrently (st.write_layer_chunks)
+            ThreadPoolExecutor(file_writers, thread_name_prefix="chunk_writer")
+            if per_layer and file_writers > 1
+            else None
+        )
+        self.queue: queue.Queue | None = queue.Queue(maxsize=depth) if depth > 0 else None
+        if self.queue is not None:
+            self.thread = threading.Thread(target=self._run, name="store_writer", daemon=True)
+            self.thread.start()
+
+    def _write(self, start, arrays, ready, release):
+        try:
+            ready()
+            layers = [v for k, v in arrays.items() if k.startswith("mlp_out/")]
+            for name, values in arrays.items():
+                if not name.startswith("mlp_out/"):
+                    self.arrays[name][start : start + len(values)] = values
+            if not layers:
+                return
+            stop = start + len(layers[0])
+            if self.per_layer:  # one whole chunk per layer, from contiguous memory
+                st.write_layer_chunks(
+                    self.mlp_out, start // self.mlp_out.chunks[0], layers, self.files
+                )
+            else:  # one whole shard (or chunk) per batch
+                self.mlp_out[start:stop] = np.concatenate(layers, axis=-1)
+        finally:
+            release()
+
+    def _run(self):
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(*item)
+                except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+                    self.error = err
+            else:
+                item[3]()  # keep draining (and freeing buffers) so put never blocks forever
+
+    def put(self, start, arrays, ready, release):
+        if self.error is not None:
+            raise self.error
+        if self.queue is None:
+            self._write(start, arrays, ready, release)
+        else:
+            self.queue.put((start, arrays, ready, release))
+
+    def close(self, reraise: bool = True):
+        if self.queue is not None:
+            self.queue.put(None)
+            self.thread.join()
+        if self.files is not None:
+            self.files.shutdown(wait=True)
+        if reraise and self.error is not None:
+            raise self.error
+
+
+def extract_activations(
+    loaded,
+    image_paths: list[str],
+    image_ids: list[str],
+    out_path: str | Path,
+    batch_size: int = 32,
+    dtype: str = "float16",
+    preprocess: str = "model",
+    center_mlp_out: bool = False,
+    codec: str = "none",
+    compression_level: int = 0,
+    layout: str = "layer-chunks",
+    store: str = "tokens",
+    autocast: str = "none",
+    workers: int = 2,
+    overlap: bool = True,
+    encode_threads: int | None = None,
+    model_name: str = "",
+) -> Path:
+    """Run the vision tower over every image and stream its MLP outputs to `out_path`.
+
+    Rows follow `image_paths`. The store is built under `<out_path>.partial` and renamed
+    when complete, so an interrupted run never leaves something that looks finished.
+    `overlap=False` loads, computes and writes one batch after the other (same output).
+    """
+    model = loaded.model.eval()
+    device = next(model.parameters()).device
+    geometry = loaded.geometry
+    n_layers, width = len(blocks(model)), geometry["width"]
+    if autocast not in AUTOCAST:
+        raise ValueError(f"activations.autocast must be one of {sorted(AUTOCAST)}")
+    transform = choose_preprocess(loaded, preprocess)
+    out_path = Path(out_path)
+    arrays = store_arrays(store, n_layers, width, geometry["tokens"], geometry["embed_dim"], dtype)
+    root = st.create_store(
+        out_path, list(image_ids), arrays, batch_size, width, codec, compression_level, layout
+    )
+    cuda = device.type == "cuda"
+    copies = HostCopies(device, limit=4)
+    t0, done = time.time(), 0
+    try:
+        with st.zarr_threads(encode_threads):
+            writer = BatchWriter(root, 2 if overlap else 0, layout == "layer-chunks")
+            loader = image_batches(
+                image_paths, transform, batch_size, workers if overlap else 0, pin=cuda
+            )
+            try:
+                for start, images in loader:
+                    mlp, emb = forward_layers(
+                        model,
+                        images.to(device, non_blocking=True),
+                        center_mlp_out,
+                        getattr(torch, dtype),
+                        AUTOCAST[autocast],
+                    )
+                    writer.put(start, *copies.take(device_outputs(mlp, emb, store)))
+                    done += len(images)
+                    rate = done / (time.time() - t0)
+                    log.info(f"{done}/{len(image_paths)} images ({rate:.1f} images/s)")
+            except BaseException:
+                loader.close()
+                writer.close(reraise=False)
+                raise
+            writer.close()
+        attrs = store_attributes(loaded, geometry, n_layers, width, model_name)
+        attrs.update(
+            {
+                "preprocess": preprocess,
+                "center_mlp_out": center_mlp_out,
+                "dtype": dtype,
+                "mode": store,
+                "reduction": "none (per token)" if store == "tokens" else REDUCTION_NOTE,
+                "codec": codec,
+                "compression_level": compression_level,
+                "layout": layout,
+                "autocast": autocast,
+                "image_ids": list(image_ids),
+            }
+        )
+        st.close_store(root, out_path, attrs)
+    except BaseException:
+        shutil.rmtree(st.partial_path(out_path), ignore_errors=True)
+        raise
+    log.info(f"wrote {out_path} in {time.time() - t0:.1f} s")
+    return out_path
+
+
+REDUCTION_NOTE = (
+    "mlp_mean/mlp_max: mean (float32 accumulation) and max over all tokens of the "
+    "storage-dtype values; *_patches: the same without the CLS token"
+)
+
+
+def store_attributes(loaded, geometry, n_layers, width, model_name) -> dict:
+    return {
+        "model": model_name,
+        "arch": loaded.arch,
+        "weights": str(loaded.weights),
+        "quick_gelu": loaded.quick_gelu,
+        "layers": n_layers,
+        "width": width,
+        "neuron_index": "layer * width + unit",
+        "tokens": geometry["tokens"],
+        "token_grid": [geometry["grid"], geometry["grid"]],
+        "token_order": TOKEN_ORDER,
+        "image_size": geometry["image_size"],
+        "patch_size": geometry["patch_size"],
+        "embed_dim": geometry["embed_dim"],
+        "mlp_out": "output of each block's MLP before the residual add",
+        "embeddings": "final projected image embedding, float32, not normalised",
+        "image": "image ids, rows in images.parquet order (also in the image_ids attribute)",
+    }

@@ -1,0 +1,1 @@
+"""Interventions: which neurons to ablate, the ablation hooks, the stage loop."""

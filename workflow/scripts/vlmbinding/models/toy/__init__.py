@@ -1,0 +1,1 @@
+"""The offline toy CLIP: its clean training scenes and its training loop."""

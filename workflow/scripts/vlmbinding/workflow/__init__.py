@@ -1,0 +1,2 @@
+"""Pure helpers of the Snakefile: config checks, start-up checks, model entries, job
+resources."""
