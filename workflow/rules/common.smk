@@ -103,7 +103,11 @@ from vlmbinding.models.architectures import (
 )  # noqa: E402
 from vlmbinding.models.weights import weights_kind  # noqa: E402
 
-from vlmbinding.workflow.entries import dataset_dir, identity, model_entries  # noqa: E402
+from vlmbinding.workflow.entries import (
+    dataset_dir,
+    identity,
+    model_entries,
+)  # noqa: E402
 
 try:
     MODELS = {m["name"]: m for m in model_entries(config)}
@@ -368,7 +372,7 @@ def robustness_layer_tables(wildcards):
     )
 
 
-# --- interventions ---------------------------------------------------------
+# --- interventions ---------------------------------------------------------------------
 
 
 def intervention_params():
@@ -399,7 +403,7 @@ def intervention_inputs(wildcards):
     }
 
 
-# --- sanity controls ---------------------------------------------------------
+# --- sanity controls ---------------------------------------------------------------
 
 from vlmbinding.workflow.entries import random_twin_of  # noqa: E402
 

@@ -258,7 +258,8 @@ def swapped_caption_test(
 
     `image_emb` [n, D] (rows in `image_ids` order) can be the activation store's
     `embeddings`, which the extraction already computed with the store's preprocessing,
-    so the images are not encoded a second time. `encode_texts` maps a list of captions to [len, D] embeddings.
+    so the images are not encoded a second time (at paper scale this halves the model work
+    of a run). `encode_texts` maps a list of captions to [len, D] embeddings.
     Returns the scored trials and `binding_accuracy`'s tables.
     """
     captions = trial_captions(trials)
