@@ -1,6 +1,6 @@
 """The workflow on a real SLURM through profiles/slurm (run by tests/slurm/run.sh).
 
-The profile is edited exactly as README.md's cluster section says, then the tiny test
+The profile is edited exactly as docs/cluster.md's set-up says, then the tiny test
 workflow runs through it; its jobs must really go through SLURM and give the same results
 as a local run.
 """
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def readme_commands() -> list[str]:
-    """The shell lines of README.md's cluster section, in order (comments dropped)."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## On a SLURM cluster")[1].split("\n## ")[0]
+    """The shell lines of docs/cluster.md's set-up, in order (comments dropped)."""
+    page = (REPO / "docs" / "cluster.md").read_text()
+    section = page.split("## Set-up")[1].split("\n## ")[0]
     block = section.split("```bash")[1].split("```")[0]
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
@@ -39,7 +39,7 @@ def runs(tmp_path_factory):
     run_workflow(local, config)
 
     cluster = tmp_path_factory.mktemp("cluster")
-    # follow the README word for word, in a copy of the profiles folder: every line but
+    # follow docs/cluster.md word for word, in a copy of the profiles folder: every line but
     # the final snakemake call, which runs below on the test config
     shutil.copytree(REPO / "profiles", cluster / "profiles")
     lines = readme_commands()
