@@ -1,0 +1,1 @@
+"""Stage analysis: neuron statistics, superposition, separability, sharing, correlation."""
