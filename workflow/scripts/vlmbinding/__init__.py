@@ -60,6 +60,13 @@ _PUBLIC = {
     "null_correlation": "analysis.null_model",
     "specification_table": "analysis.specification",
     "random_effects": "analysis.cross_model",
+    # analysis: sharing (pairwise, not additive)
+    "neuron_tuning": "analysis.tuning",
+    "tuned_sets": "analysis.sharing",
+    "neuron_overlap": "analysis.sharing",
+    "additive_r2": "analysis.sharing",
+    "conjunction_presence": "analysis.conjunctions",
+    "conjunction_coding": "analysis.conjunctions",
     "pool_replicates": "analysis.cross_model",
     # controls
     "pixel_separability": "controls.pixels",
