@@ -67,6 +67,9 @@ _PUBLIC = {
     "additive_r2": "analysis.sharing",
     "conjunction_presence": "analysis.conjunctions",
     "conjunction_coding": "analysis.conjunctions",
+    "object_patch_masks": "analysis.geometry",
+    "object_vectors": "analysis.geometry",
+    "encoding_geometry": "analysis.geometry",
     "pool_replicates": "analysis.cross_model",
     # controls
     "pixel_separability": "controls.pixels",
