@@ -13,8 +13,8 @@ import time
 import open_clip
 import pytest
 import torch
-from helpers import TINY_CFG, tiny_model
 from conftest import run_workflow
+from helpers import TINY_CFG, tiny_model
 
 from vlmbinding.models import architectures as archs
 from vlmbinding.models import loading as models
