@@ -27,27 +27,6 @@ wildcard_constraints:
     layer=r"\d+",
 
 
-# On a cluster these run on the submitting host: they are quick and make figures.
-localrules:
-    all,
-    gather_neurons,
-    score_superposition,
-    correlate_superposition,
-    correlate_binding,
-    plot_gradcam,
-    plot_neurons,
-    plot_correlation,
-    plot_binding,
-    plot_zero_shot,
-    plot_interventions,
-    compare_models,
-    tabulate_results,
-    record_config,
-    correlate_beyond_pixels,
-    tabulate_sanity,
-    plot_sanity,
-
-
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
@@ -63,7 +42,12 @@ include: "workflow/rules/interventions.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster, each .smk's `localrules` (quick jobs, figures) run on the submitting host.
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:
-        all_targets(),
+        targets.all_targets(MODELS, config),

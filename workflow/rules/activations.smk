@@ -2,7 +2,7 @@ rule extract_activations:
     """GPU rule: every block's MLP output for every token, streamed to Zarr (METHOD.md 2)."""
     input:
         images=dataset_file("images"),
-        weights=weights_input,
+        weights=weights_input("extract_activations"),
     output:
         store=directory("results/{model}/activations.zarr"),
     log:
@@ -18,7 +18,7 @@ rule extract_activations:
         runtime=job_runtime("extract"),
     params:
         model=model_params,
-        activations=activation_params(),
+        activations=activation_params(config),
         arch_cfg=arch_cfg,
         device=config["device"],
     script:
@@ -29,11 +29,11 @@ rule extract_patch_maps:
     """Per-patch maps of the figure's neuron on its few images: read from a tokens store,
     recomputed by the model for a reduced store (activations.store)."""
     input:
-        store="results/{model}/activations.zarr",
+        store=rules.extract_activations.output.store,
         neurons="results/{model}/neurons.parquet",
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        weights=weights_input,
+        weights=weights_input("extract_patch_maps"),
     output:
         maps="results/{model}/patch_maps.npz",
     log:
@@ -44,8 +44,8 @@ rule extract_patch_maps:
     resources:
         gpu=int(config["activations"]["store"] == "reduced"),
     params:
-        figures=figure_params(),
-        vocabulary=vocabulary_params(),
+        figures=figure_params(config),
+        vocabulary=vocabulary_params(config),
         model=model_params,
         device=config["device"],
     script:

@@ -1,3 +1,8 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    correlate_binding,
+
+
 rule evaluate_binding:
     """GPU rule: does the model prefer the true caption over one with swapped colours?
 
@@ -5,8 +10,8 @@ rule evaluate_binding:
     input:
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        store="results/{model}/activations.zarr",
-        weights=weights_input,
+        store=rules.extract_activations.output.store,
+        weights=weights_input("evaluate_binding"),
     output:
         trials="results/{model}/binding/trials.parquet",
         overall="results/{model}/binding/accuracy.tsv",
@@ -26,7 +31,7 @@ rule evaluate_binding:
     params:
         model=model_params,
         template=binding_template,
-        vocabulary=vocabulary_params(),
+        vocabulary=vocabulary_params(config),
         device=config["device"],
     script:
         "../scripts/evaluate_binding.py"
@@ -35,8 +40,8 @@ rule evaluate_binding:
 rule correlate_binding:
     """Per-pair binding accuracy against S, with the same statistics as S against D."""
     input:
-        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
-        superposition="results/{model}/superposition.parquet",
+        per_pair=rules.evaluate_binding.output.per_pair,
+        superposition=rules.score_superposition.output.superposition,
     output:
         table="results/{model}/binding/correlation.parquet",
     log:
@@ -44,7 +49,7 @@ rule correlate_binding:
     conda:
         "../../envs/workflow.yaml"
     params:
-        statistics=correlation_params(),
-        vocabulary=vocabulary_params(),
+        statistics=correlation_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/correlate_binding.py"

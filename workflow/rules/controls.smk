@@ -1,9 +1,16 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    correlate_beyond_pixels,
+    tabulate_sanity,
+    plot_sanity,
+
+
 rule measure_pixel_separability:
     """The pixel baseline: D and M of every pair on the model's input tensors."""
     input:
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        weights=weights_input,
+        weights=weights_input("measure_pixel_separability"),
     output:
         table="results/{model}/separability_pixels.parquet",
     log:
@@ -17,7 +24,7 @@ rule measure_pixel_separability:
         model=model_params,
         preprocess=config["activations"]["preprocess"],
         pca_variance=config["analysis"]["pca_variance"],
-        vocabulary=vocabulary_params(),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/measure_pixel_separability.py"
 
@@ -25,9 +32,9 @@ rule measure_pixel_separability:
 rule correlate_beyond_pixels:
     """S against the residual of the model's D and M on the pixels' D and M."""
     input:
-        superposition="results/{model}/superposition.parquet",
-        separability="results/{model}/separability.parquet",
-        pixels=pixel_separability_input,
+        superposition=rules.score_superposition.output.superposition,
+        separability=rules.measure_separability.output.table,
+        pixels=lambda w: targets.pixel_separability(MODELS, w.model),
     output:
         table="results/{model}/controls/beyond_pixels.parquet",
     log:
@@ -35,8 +42,8 @@ rule correlate_beyond_pixels:
     conda:
         "../../envs/workflow.yaml"
     params:
-        statistics=correlation_params(),
-        vocabulary=vocabulary_params(),
+        statistics=correlation_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/correlate_beyond_pixels.py"
 
@@ -44,7 +51,7 @@ rule correlate_beyond_pixels:
 rule tabulate_sanity:
     """The trained model against its random twin and the pixels: one row per statistic."""
     input:
-        unpack(sanity_inputs),
+        unpack(lambda w: targets.sanity_inputs(MODELS, config, w.model)),
     output:
         table="results/{model}/controls/sanity.parquet",
         html=report(
@@ -61,8 +68,8 @@ rule tabulate_sanity:
     params:
         space=config["figures"]["space"],
         entropy_threshold=config["controls"]["entropy_threshold"],
-        statistics=correlation_params(),
-        vocabulary=vocabulary_params(),
+        statistics=correlation_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/tabulate_sanity.py"
 
@@ -70,7 +77,7 @@ rule tabulate_sanity:
 rule plot_sanity:
     """The sanity table as a figure: trained, twin and pixels side by side."""
     input:
-        table="results/{model}/controls/sanity.parquet",
+        table=rules.tabulate_sanity.output.table,
     output:
         png=report(
             "results/{model}/figures/sanity.png",

@@ -17,7 +17,7 @@ if config["dataset"]["external"]:
             mem_mb=job_mem_mb("dataset"),
             runtime=job_runtime("dataset"),
         params:
-            dataset=dataset_params(),
+            dataset=dataset_params(config),
             preprocess=config["activations"]["preprocess"],
         script:
             "../scripts/import_dataset.py"
@@ -40,7 +40,7 @@ else:
             mem_mb=job_mem_mb("dataset"),
             runtime=job_runtime("dataset"),
         params:
-            dataset=dataset_params(),
+            dataset=dataset_params(config),
         script:
             "../scripts/generate_dataset.py"
 
@@ -63,6 +63,6 @@ else:
             mem_mb=job_mem_mb("dataset"),
             runtime=job_runtime("dataset"),
         params:
-            dataset=dataset_seed_params,
+            dataset=lambda w: dataset_seed_params(config, w.seed),
         script:
             "../scripts/generate_dataset.py"

@@ -1,8 +1,18 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    plot_gradcam,
+    plot_neurons,
+    plot_correlation,
+    plot_binding,
+    plot_zero_shot,
+    compare_models,
+
+
 rule plot_gradcam:
     """Figure 1: Grad-CAM grid (rows images, columns prompts)."""
     input:
-        maps="results/{model}/gradcam/maps.npz",
-        shares="results/{model}/gradcam/shares.parquet",
+        maps=rules.explain_bindings.output.maps,
+        shares=rules.explain_bindings.output.shares,
         images=dataset_file("images"),
     output:
         png=report(
@@ -28,9 +38,9 @@ rule plot_gradcam:
 rule plot_neurons:
     """Figures 2-4: entropy histogram, feature-neuron gallery, patch-wise activation maps."""
     input:
-        neurons="results/{model}/neurons.parquet",
-        feature_neurons="results/{model}/feature_neurons.parquet",
-        patch_maps="results/{model}/patch_maps.npz",
+        neurons=rules.gather_neurons.output.table,
+        feature_neurons=rules.score_superposition.output.feature_neurons,
+        patch_maps=rules.extract_patch_maps.output.maps,
         images=dataset_file("images"),
         objects=dataset_file("objects"),
     output:
@@ -63,8 +73,8 @@ rule plot_neurons:
     conda:
         "../../envs/workflow.yaml"
     params:
-        figures=figure_params(),
-        vocabulary=vocabulary_params(),
+        figures=figure_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/plot_neurons.py"
 
@@ -72,9 +82,9 @@ rule plot_neurons:
 rule plot_correlation:
     """Figure 5: S against D and against M."""
     input:
-        superposition="results/{model}/superposition.parquet",
-        separability="results/{model}/separability.parquet",
-        correlation="results/{model}/correlation.parquet",
+        superposition=rules.score_superposition.output.superposition,
+        separability=rules.measure_separability.output.table,
+        correlation=rules.correlate_superposition.output.table,
     output:
         D_png=report(
             "results/{model}/figures/superposition_vs_D.png",
@@ -99,7 +109,7 @@ rule plot_correlation:
     params:
         space=config["figures"]["space"],
         label_extremes=config["figures"]["label_extremes"],
-        vocabulary=vocabulary_params(),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/plot_correlation.py"
 
@@ -107,9 +117,9 @@ rule plot_correlation:
 rule plot_binding:
     """Figure 6: swapped-caption binding accuracy against S."""
     input:
-        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
-        superposition="results/{model}/superposition.parquet",
-        correlation="results/{model}/binding/correlation.parquet",
+        per_pair=rules.evaluate_binding.output.per_pair,
+        superposition=rules.score_superposition.output.superposition,
+        correlation=rules.correlate_binding.output.table,
     output:
         png=report(
             "results/{model}/figures/binding_vs_S.png",
@@ -124,7 +134,7 @@ rule plot_binding:
     conda:
         "../../envs/workflow.yaml"
     params:
-        vocabulary=vocabulary_params(),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/plot_binding.py"
 
@@ -132,7 +142,7 @@ rule plot_binding:
 rule plot_zero_shot:
     """Figure 7: the toy model's zero-shot accuracies."""
     input:
-        zero_shot="results/{model}/toy_model/zero_shot.tsv",
+        zero_shot=rules.train_toy_model.output.zero_shot,
     output:
         png=report(
             "results/{model}/figures/zero_shot.png",
@@ -153,19 +163,18 @@ rule plot_zero_shot:
 rule compare_models:
     """The cross-model view: correlations, binding accuracy, entropies per model."""
     input:
-        correlation=expand("results/{model}/correlation.parquet", model=MODELS),
-        neurons=expand("results/{model}/neurons.parquet", model=MODELS),
-        binding=expand("results/{model}/binding/accuracy.tsv", model=MODELS),
-        binding_correlation=expand(
-            "results/{model}/binding/correlation.parquet", model=MODELS
+        correlation=expand(rules.correlate_superposition.output.table, model=MODELS),
+        neurons=expand(rules.gather_neurons.output.table, model=MODELS),
+        binding=expand(rules.evaluate_binding.output.overall, model=MODELS),
+        binding_correlation=expand(rules.correlate_binding.output.table, model=MODELS),
+        superposition=expand(
+            rules.score_superposition.output.superposition, model=MODELS
         ),
-        superposition=expand("results/{model}/superposition.parquet", model=MODELS),
-        separability=expand("results/{model}/separability.parquet", model=MODELS),
-        zero_shot=[
-            f"results/{name}/toy_model/zero_shot.tsv"
-            for name, m in MODELS.items()
-            if m["weights"] == "toy"
-        ],
+        separability=expand(rules.measure_separability.output.table, model=MODELS),
+        zero_shot=expand(
+            rules.train_toy_model.output.zero_shot,
+            model=[name for name, m in MODELS.items() if m["weights"] == "toy"],
+        ),
     output:
         table="results/comparison/models.tsv",
         html=report(
@@ -200,7 +209,7 @@ rule compare_models:
         toy=[m["weights"] == "toy" for m in MODELS.values()],
         bases=[m["base"] for m in MODELS.values()],
         roles=[m["role"] for m in MODELS.values()],
-        seeds=[entry_seeds(m) for m in MODELS.values()],
-        vocabulary=vocabulary_params(),
+        seeds=[entry_seeds(config, m) for m in MODELS.values()],
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/compare_models.py"

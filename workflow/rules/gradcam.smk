@@ -3,7 +3,7 @@ rule explain_bindings:
     input:
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        weights=weights_input,
+        weights=weights_input("explain_bindings"),
     output:
         maps="results/{model}/gradcam/maps.npz",
         shares="results/{model}/gradcam/shares.parquet",
@@ -21,7 +21,7 @@ rule explain_bindings:
         runtime=job_runtime("explain"),
     params:
         model=model_params,
-        gradcam=gradcam_params(),
+        gradcam=gradcam_params(config),
         template=binding_template,
         preprocess=config["activations"]["preprocess"],
         device=config["device"],

@@ -1,7 +1,17 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    plot_interventions,
+
+
 rule intervene_neurons:
     """GPU rule: ablate each pair's neurons and random controls; ΔD, ΔM, Δbinding."""
     input:
-        unpack(intervention_inputs),
+        store=rules.extract_activations.output.store,
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
+        superposition=rules.score_superposition.output.superposition,
+        feature_neurons=rules.score_superposition.output.feature_neurons,
+        weights=weights_input("intervene_neurons"),
     output:
         effects="results/{model}/interventions/effects.parquet",
         summary="results/{model}/interventions/summary.tsv",
@@ -17,10 +27,10 @@ rule intervene_neurons:
         gpu=1,
     params:
         model=model_params,
-        interventions=intervention_params(),
-        vocabulary=vocabulary_params(),
+        interventions=intervention_params(config),
+        vocabulary=vocabulary_params(config),
         template=binding_template,
-        statistics=correlation_params(),
+        statistics=correlation_params(config),
         pca_variance=config["analysis"]["pca_variance"],
         device=config["device"],
     script:
@@ -30,9 +40,9 @@ rule intervene_neurons:
 rule plot_interventions:
     """Figures: ΔM and ΔD of each pair against S with the control band; one example pair."""
     input:
-        effects="results/{model}/interventions/effects.parquet",
-        summary="results/{model}/interventions/summary.tsv",
-        example="results/{model}/interventions/example.npz",
+        effects=rules.intervene_neurons.output.effects,
+        summary=rules.intervene_neurons.output.summary,
+        example=rules.intervene_neurons.output.example,
     output:
         png=report(
             "results/{model}/figures/interventions.png",

@@ -3,7 +3,7 @@ rule train_toy_model:
     input:
         analysis_objects=dataset_file("objects"),  # scenes training must avoid
     output:
-        checkpoint=toy_checkpoint("{model}"),
+        checkpoint=targets.toy_checkpoint("{model}"),
         zero_shot="results/{model}/toy_model/zero_shot.tsv",
         curve="results/{model}/toy_model/training_curve.tsv",
         evaluation="results/{model}/toy_model/evaluation.tsv",
@@ -20,7 +20,7 @@ rule train_toy_model:
         runtime=job_runtime("train"),
     params:
         model=model_params,
-        toy=toy_params,
+        toy=lambda w: toy_params(config, MODELS[w.model]),
         arch_cfg=arch_cfg,
         device=config["device"],
     script:

@@ -1,7 +1,13 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    gather_neurons,
+    score_superposition,
+
+
 rule neuron_statistics:
     """One block's neurons: token reduction, top-k affinities, entropy (METHOD.md 3)."""
     input:
-        store="results/{model}/activations.zarr",
+        store=rules.extract_activations.output.store,
         images=dataset_file("images"),
         objects=dataset_file("objects"),
     output:
@@ -17,8 +23,8 @@ rule neuron_statistics:
         mem_mb=job_mem_mb("layer"),
         runtime=job_runtime("layer"),
     params:
-        neurons=neuron_params(),
-        vocabulary=vocabulary_params(),
+        neurons=neuron_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/neuron_statistics.py"
 
@@ -26,7 +32,7 @@ rule neuron_statistics:
 rule gather_neurons:
     """All analysed blocks' neurons in one table."""
     input:
-        layer_tables,
+        lambda w: targets.layer_tables(w.model, LAYERS[w.model]),
     output:
         table="results/{model}/neurons.parquet",
     log:
@@ -40,7 +46,7 @@ rule gather_neurons:
 rule score_superposition:
     """The lowest-entropy neurons and the superposition score S per pair (METHOD.md 4)."""
     input:
-        neurons="results/{model}/neurons.parquet",
+        neurons=rules.gather_neurons.output.table,
     output:
         feature_neurons="results/{model}/feature_neurons.parquet",
         superposition="results/{model}/superposition.parquet",
@@ -49,7 +55,7 @@ rule score_superposition:
     conda:
         "../../envs/workflow.yaml"
     params:
-        selection=selection_params(),
-        vocabulary=vocabulary_params(),
+        selection=selection_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/score_superposition.py"

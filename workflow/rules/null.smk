@@ -1,10 +1,10 @@
 rule superposition_null:
     """S under permuted image labels: each pair's null and the correlation's null."""
     input:
-        neurons="results/{model}/neurons.parquet",
+        neurons=rules.gather_neurons.output.table,
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        separability="results/{model}/separability.parquet",
+        separability=rules.measure_separability.output.table,
     output:
         table="results/{model}/superposition_null.parquet",
         correlation="results/{model}/superposition_null_correlation.parquet",
@@ -15,9 +15,9 @@ rule superposition_null:
     conda:
         "../../envs/workflow.yaml"
     params:
-        null=null_params(),
-        selection=selection_params(),
-        vocabulary=vocabulary_params(),
+        null=null_params(config),
+        selection=selection_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/superposition_null.py"
 
@@ -25,7 +25,7 @@ rule superposition_null:
 rule plot_superposition_null:
     """Each pair's S against its null under permuted image labels."""
     input:
-        table="results/{model}/superposition_null.parquet",
+        table=rules.superposition_null.output.table,
     output:
         png=report(
             "results/{model}/figures/superposition_null.png",

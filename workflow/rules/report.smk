@@ -1,7 +1,13 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    tabulate_results,
+    record_config,
+
+
 rule tabulate_results:
     """The model's key tables (correlations, binding, localisation) as one report page."""
     input:
-        unpack(result_tables),
+        unpack(lambda w: targets.result_tables(MODELS, w.model)),
     output:
         html=report(
             "results/{model}/tables.html",

@@ -1,7 +1,7 @@
 rule specification_neurons:
     """One block's affinities and entropy under every top_k, reduce and tokens choice."""
     input:
-        store="results/{model}/activations.zarr",
+        store=rules.extract_activations.output.store,
         images=dataset_file("images"),
         objects=dataset_file("objects"),
     output:
@@ -14,8 +14,8 @@ rule specification_neurons:
         "../../envs/workflow.yaml"
     threads: 1
     params:
-        grid=robustness_neuron_params(),
-        vocabulary=vocabulary_params(),
+        grid=robustness_neuron_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/specification_neurons.py"
 
@@ -23,8 +23,8 @@ rule specification_neurons:
 rule assemble_specifications:
     """S under every specification and its correlation with D and M."""
     input:
-        layers=robustness_layer_tables,
-        separability="results/{model}/separability.parquet",
+        layers=lambda w: targets.robustness_layer_tables(config, GEOMETRY, w.model),
+        separability=rules.measure_separability.output.table,
     output:
         table="results/{model}/robustness/specifications.parquet",
         summary="results/{model}/robustness/summary.tsv",
@@ -35,10 +35,10 @@ rule assemble_specifications:
     conda:
         "../../envs/workflow.yaml"
     params:
-        grid=robustness_params(),
-        pools=robustness_pools,
+        grid=robustness_params(config),
+        pools=lambda w: robustness_pools(config, GEOMETRY, w.model),
         ratio_threshold=config["analysis"]["ratio_threshold"],
-        vocabulary=vocabulary_params(),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/assemble_specifications.py"
 
@@ -46,8 +46,8 @@ rule assemble_specifications:
 rule plot_specification_curve:
     """The specification curve: sorted estimates with intervals over the choices made."""
     input:
-        table="results/{model}/robustness/specifications.parquet",
-        summary="results/{model}/robustness/summary.tsv",
+        table=rules.assemble_specifications.output.table,
+        summary=rules.assemble_specifications.output.summary,
     output:
         png=report(
             "results/{model}/figures/specification_curve.png",

@@ -1,7 +1,12 @@
+# Quick jobs: on a cluster they run on the submitting host.
+localrules:
+    correlate_superposition,
+
+
 rule measure_separability:
     """Cluster-centre distance D and misclassification M per pair (METHOD.md 5)."""
     input:
-        store="results/{model}/activations.zarr",
+        store=rules.extract_activations.output.store,
         images=dataset_file("images"),
         objects=dataset_file("objects"),
     output:
@@ -15,7 +20,7 @@ rule measure_separability:
         runtime=job_runtime("separability"),
     params:
         pca_variance=config["analysis"]["pca_variance"],
-        vocabulary=vocabulary_params(),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/measure_separability.py"
 
@@ -23,8 +28,8 @@ rule measure_separability:
 rule correlate_superposition:
     """Correlation of S with D and M: Pearson, Spearman, bootstrap, Mantel (METHOD.md 6)."""
     input:
-        superposition="results/{model}/superposition.parquet",
-        separability="results/{model}/separability.parquet",
+        superposition=rules.score_superposition.output.superposition,
+        separability=rules.measure_separability.output.table,
     output:
         table="results/{model}/correlation.parquet",
     log:
@@ -32,7 +37,7 @@ rule correlate_superposition:
     conda:
         "../../envs/workflow.yaml"
     params:
-        statistics=correlation_params(),
-        vocabulary=vocabulary_params(),
+        statistics=correlation_params(config),
+        vocabulary=vocabulary_params(config),
     script:
         "../scripts/correlate_superposition.py"

@@ -81,3 +81,14 @@ def threads(stage: str, cfg: dict) -> int:
         return 1
     params = parameter_count(cfg)
     return 2 if params < 50e6 else 4 if params < 200e6 else 8
+
+
+def job_images(stage: str, config: dict, n_images: int) -> int:
+    """What a job's run time scales with (`runtime_min`'s `n_images`): the dataset's
+    images; for 'explain' ~10 prompts per Grad-CAM image; for 'train' scenes x epochs."""
+    if stage == "explain":
+        g = config["gradcam"]
+        return 10 * max(g["n_images"], len(g["images"]))
+    if stage == "train":
+        return config["toy"]["scenes"] * config["toy"]["epochs"]
+    return n_images

@@ -1,0 +1,116 @@
+"""The checks that stop a run before any job: what the workflow runs them on, and when.
+
+`check_config` and `check_analysis` concern the whole run and run at parse time;
+`weights_problem_of` concerns one model and runs when the DAG holds a job of that model
+(common.smk calls it from the model's input functions), so the dataset, or the analysis of
+an existing store, need no weights. Torch-free; each raises `ConfigError` (or the dataset's
+`DatasetError`) naming the key or the models entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vlmbinding.data import external as ext
+from vlmbinding.data.crop import crops_to_square
+from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.models.architectures import architecture_config, hub_model_config, vision_geometry
+from vlmbinding.models.weights import weights_kind
+from vlmbinding.workflow import startup
+from vlmbinding.workflow.config import ConfigError, resolve_layers, validate_config
+
+
+def check_config(config: dict, schema: Path) -> None:
+    """Schema first (defaults filled in), then the checks a schema cannot express."""
+    validate_config(config, schema)
+    dataset = config["dataset"]
+    try:
+        vocab = Vocabulary.from_config(dataset)
+    except ValueError as e:
+        raise ConfigError(f"dataset: {e}") from None
+    most = min(len(vocab.shapes), len(vocab.colors), len(vocab.positions))
+    if max(dataset["object_counts"]) > most:
+        raise ConfigError(
+            f"dataset.object_counts: {max(dataset['object_counts'])} objects per image, "
+            f"but shapes, colours and positions are distinct within an image and the "
+            f"smallest vocabulary has {most} values"
+        )
+    names = [m["name"] for m in config["models"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"models: model names must be unique, got {names}")
+    crop = crops_to_square(config["activations"]["preprocess"])
+    if dataset["external"]:
+        check_external(dataset["external"], vocab, crop)
+    else:
+        startup.check_generated_canvas(vocab, dataset["width"], dataset["height"], crop)
+
+
+def check_external(external: dict, vocab: Vocabulary, crop: bool) -> None:
+    """A user's dataset: its table, its images' headers, its boxes against the model's crop."""
+    objects = ext.read_objects_table(external["objects"])
+    source = f"dataset.external ({external['objects']})"
+    ext.validate_external(objects, external["images"], vocab, source=source, crop=crop)
+
+
+def dataset_image_ids(config: dict) -> list[str]:
+    """The image ids the dataset will have (read from an external table)."""
+    dataset = config["dataset"]
+    if dataset["external"]:
+        table = ext.read_objects_table(dataset["external"]["objects"])
+        return list(dict.fromkeys(table["image_id"].astype(str)))
+    n = dataset["images_per_count"] * len(dataset["object_counts"])
+    return startup.generated_image_ids(n)
+
+
+def model_config(entry: dict, arch_dir: Path) -> dict:
+    """The resolved architecture config of a models entry (hf-hub: the hub's config)."""
+    try:
+        # a random twin has the architecture of the weights it is the twin of
+        weights = entry.get("twin_of", entry["weights"])
+        if weights_kind(weights) == "hf-hub":
+            return hub_model_config(weights)
+        return architecture_config(entry["arch"], arch_dir, entry.get("model_cfg"))
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"models entry {entry['name']!r}: {e}") from None
+
+
+def check_analysis(config: dict, geometries: dict[str, dict], ids: list[str]) -> dict:
+    """Layer indices against each model's depth, top_k against the number of images,
+    gradcam.images and figures.neuron against the dataset and the analysed layers.
+
+    `geometries`: model name -> `vision_geometry`; `ids`: the dataset's image ids.
+    Returns model name -> the analysed layers (0-based, sorted)."""
+    top_k = config["analysis"]["top_k"]
+    if top_k > len(ids):
+        raise ConfigError(
+            f"analysis.top_k: {top_k} top images per neuron, but the dataset has only "
+            f"{len(ids)} images"
+        )
+    layers = {}
+    for name, geometry in geometries.items():
+        depth = geometry["layers"]
+        try:
+            layers[name] = resolve_layers(config["analysis"]["layers"], depth)
+            resolve_layers([config["gradcam"]["layer"]], depth, key="gradcam.layer")
+            startup.check_gradcam_images(config["gradcam"]["images"], ids)
+            startup.check_figure_neuron(
+                config["figures"]["neuron"], layers[name], geometry["width"], name
+            )
+        except ConfigError as e:
+            raise ConfigError(f"{e} (models entry {name!r})") from None
+    return layers
+
+
+def geometries(models: dict, arch_dir: Path) -> dict[str, dict]:
+    """Model name -> depth, width and token grid of its vision tower."""
+    return {name: vision_geometry(model_config(m, arch_dir)) for name, m in models.items()}
+
+
+def weights_problem_of(entry: dict, arch_dir: Path) -> str | None:
+    """Why an entry's weights cannot be loaded here (file missing or not a checkpoint, a
+    checkpoint of another architecture, a tag unknown or not cached offline), or None;
+    prefixed with the models entry's name."""
+    kind = weights_kind(entry["weights"])
+    geometry = vision_geometry(model_config(entry, arch_dir)) if kind == "file" else None
+    problem = startup.weights_problem(entry, kind, geometry)
+    return f"models entry {entry['name']!r}: {problem}" if problem else None

@@ -1,0 +1,148 @@
+"""Result paths: the workflow's targets and the inputs a rule gathers from several models.
+
+Pure functions of the validated config and the models entries (`models`: name -> entry, as
+`entries.model_entries` gives them); paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+from vlmbinding.models.weights import weights_kind
+from vlmbinding.workflow.entries import dataset_dir, random_twin_of
+from vlmbinding.workflow.params import robustness_pools
+
+FIGURES = (
+    "gradcam",
+    "entropy",
+    "feature_neurons",
+    "patch_activations",
+    "superposition_vs_D",
+    "superposition_vs_M",
+    "binding_vs_S",
+    "superposition_null",
+)
+
+
+def toy_checkpoint(name: str) -> str:
+    return f"results/{name}/toy_model/checkpoint.pt"
+
+
+def dataset_file(entry: dict, config: dict, kind: str) -> str:
+    """The entry's dataset table `kind` (images | objects), from its replicate's dataset
+    (models[].replicates.dataset_seeds) or the one dataset."""
+    return f"{dataset_dir(entry, config)}/{kind}.parquet"
+
+
+def weights_file(entry: dict) -> str | list:
+    """The checkpoint file a model's jobs read, if its weights are a file; else []."""
+    kind = weights_kind(entry["weights"])
+    if kind == "toy":
+        return toy_checkpoint(entry["name"])
+    if kind == "file":
+        return entry["weights"]
+    return []
+
+
+def layer_tables(model: str, layers, folder: str = "neurons") -> list[str]:
+    """The per-block tables of `model` (results/<model>/<folder>/layer_<l>.parquet)."""
+    return [f"results/{model}/{folder}/layer_{layer}.parquet" for layer in sorted(set(layers))]
+
+
+def robustness_layer_tables(config: dict, geometries: dict[str, dict], model: str) -> list[str]:
+    """The per-block grid tables of every block in the model's robustness layer pools."""
+    pools = robustness_pools(config, geometries, model)
+    blocks = [b for pool in pools.values() for b in pool]
+    return layer_tables(model, blocks, "robustness/neurons")
+
+
+def twin_of(models: dict, config: dict, name: str) -> str | None:
+    """The random twin that controls trained model `name`, or None; none for a replicate
+    on another dataset than the twin's (the sanity table pairs their images by id)."""
+    twin = random_twin_of(list(models.values()), name)
+    if twin and dataset_dir(models[twin], config) != dataset_dir(models[name], config):
+        return None
+    return twin
+
+
+def pixel_model(models: dict, name: str) -> str:
+    """Whose pixel baseline a model uses: its own; a twin its trained model's (the same
+    inputs: the twin has the trained model's preprocessing)."""
+    m = models[name]
+    if m["role"] != "random":
+        return name
+    return next(n for n, e in models.items() if e["base"] == m["base"] and e["role"] != "random")
+
+
+def pixel_separability(models: dict, name: str) -> str:
+    return f"results/{pixel_model(models, name)}/separability_pixels.parquet"
+
+
+def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
+    """The trained model's and its twin's tables the sanity table compares."""
+    files = {
+        "neurons": "neurons.parquet",
+        "superposition": "superposition.parquet",
+        "separability": "separability.parquet",
+        "correlation": "correlation.parquet",
+        "trials": "binding/trials.parquet",
+        "shares": "gradcam/shares.parquet",
+    }
+    pixels = config["controls"]["pixel_baseline"]
+    if pixels:
+        files["beyond"] = "controls/beyond_pixels.parquet"
+    out = {}
+    for prefix, model in (("trained", name), ("random", twin_of(models, config, name))):
+        out |= {f"{prefix}_{k}": f"results/{model}/{v}" for k, v in files.items()}
+    if pixels:
+        out["trained_pixel_separability"] = pixel_separability(models, name)
+    return out
+
+
+def result_tables(models: dict, name: str) -> dict[str, str]:
+    """Inputs of the model's table page (the zero-shot table only for toy models)."""
+    base = f"results/{name}"
+    tables = {
+        "correlation": f"{base}/correlation.parquet",
+        "binding_correlation": f"{base}/binding/correlation.parquet",
+        "binding": f"{base}/binding/accuracy.tsv",
+        "binding_per_count": f"{base}/binding/accuracy_per_count.tsv",
+        "localisation": f"{base}/gradcam/localisation.tsv",
+        "null": f"{base}/superposition_null.parquet",
+        "null_correlation": f"{base}/superposition_null_correlation.parquet",
+    }
+    if models[name]["weights"] == "toy":
+        tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"
+    return tables
+
+
+def intervention_targets(config: dict, name: str) -> list[str]:
+    """The intervention figures of a model, when interventions.enabled."""
+    if not config["interventions"]["enabled"]:
+        return []
+    return [f"results/{name}/figures/{f}.png" for f in ("interventions", "interventions_example")]
+
+
+def control_targets(models: dict, config: dict) -> list[str]:
+    """The sanity table and figure of every model with a twin; the pixel baseline's tables."""
+    targets = []
+    for name, m in models.items():
+        if m["role"] == "random":
+            continue
+        if config["controls"]["pixel_baseline"]:
+            targets.append(f"results/{name}/controls/beyond_pixels.parquet")
+        if twin_of(models, config, name):
+            sanity = ("controls/sanity.html", "figures/sanity.png")
+            targets += [f"results/{name}/{f}" for f in sanity]
+    return targets
+
+
+def all_targets(models: dict, config: dict) -> list[str]:
+    """Every figure of every model, the cross-model view and the tables behind them."""
+    targets = ["results/comparison/models.png", "results/config.html"]
+    for name, m in models.items():
+        names = list(FIGURES) + (["zero_shot"] if m["weights"] == "toy" else [])
+        targets += [f"results/{name}/figures/{f}.png" for f in names]
+        targets.append(f"results/{name}/tables.html")
+        if config["robustness"]["enabled"]:
+            targets.append(f"results/{name}/figures/specification_curve.png")
+        targets += intervention_targets(config, name)
+    return targets + control_targets(models, config)
