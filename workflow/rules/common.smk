@@ -102,6 +102,7 @@ from vlmbinding.models.architectures import (
     vision_geometry,
 )  # noqa: E402
 from vlmbinding.models.weights import weights_kind  # noqa: E402
+from vlmbinding.models.hf_config import transformers_model_config  # noqa: E402
 
 from vlmbinding.workflow.entries import (
     dataset_dir,
@@ -165,6 +166,8 @@ def model_config(m):
     try:
         # a random twin has the architecture of the weights it is the twin of
         weights = m.get("twin_of", m["weights"])
+        if m["arch"] == "transformers":
+            return transformers_model_config(weights, m["name"])
         if weights_kind(weights) == "hf-hub":
             return hub_model_config(weights)
         return architecture_config(m["arch"], ARCH_DIR, m.get("model_cfg"))
@@ -178,8 +181,12 @@ def arch_cfg(wildcards):
 
 
 def model_geometry(m):
-    """Depth, width and token grid of a model's vision tower."""
-    return vision_geometry(model_config(m))
+    """Depth, width and token grid of a model's vision tower (refused by name if the
+    workflow cannot hook it)."""
+    try:
+        return vision_geometry(model_config(m))
+    except ValueError as e:
+        raise WorkflowError(f"models entry {m['name']!r}: {e}") from None
 
 
 def _check_weights():
@@ -193,6 +200,8 @@ def _check_weights():
         kind = weights_kind(m["weights"])
         geometry = model_geometry(m) if kind == "file" else None
         problem = startup.weights_problem(m, kind, geometry)
+        if not problem and kind in ("tag", "hf-hub", "random"):
+            problem = startup.tokenizer_problem(model_config(m))
         if problem:
             raise WorkflowError(f"models entry {name!r}: {problem}")
 

@@ -63,6 +63,10 @@ def vision_geometry(cfg: dict) -> dict:
     grid * grid + `n_prefix_tokens` (the class token, if `cls_token`, then registers).
     """
     v = cfg["vision_cfg"]
+    if "transformers" in cfg:
+        from vlmbinding.models.hf_config import transformers_geometry
+
+        return transformers_geometry(cfg)
     if v.get("timm_model_name"):
         from vlmbinding.models.timm_config import UnsupportedTimmModel, timm_geometry
 

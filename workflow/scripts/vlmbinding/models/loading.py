@@ -265,6 +265,8 @@ def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> Loa
 
     Errors name the models entry.
     """
+    if entry["arch"] == "transformers":
+        return transformers_entry(entry, device)
     if entry["weights"] == RANDOM:
         return random_model(entry, device)
     weights = checkpoint if entry["weights"] == "toy" else entry["weights"]
@@ -273,6 +275,20 @@ def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> Loa
         return load_model(entry["arch"], weights, device, trust_checkpoint=trust)
     except (WeightsUnavailable, CheckpointError) as e:
         raise type(e)(f"models entry {entry['name']!r}: {e}") from None
+
+
+def transformers_entry(entry: dict, device: str | torch.device = "cpu") -> LoadedModel:
+    """A models entry with `arch: transformers` (`vlmbinding.models.hf_towers`); its random
+    twin is the same architecture, initialised by transformers with the twin's seed."""
+    from vlmbinding.models.hf_towers import load_transformers
+
+    random = entry["weights"] == RANDOM
+    weights = entry.get("twin_of", entry["weights"]) if random else entry["weights"]
+    tower, preprocess, tokenizer, cfg = load_transformers(
+        weights, entry.get("name", ""), random, int(entry.get("seed", 0))
+    )
+    target = pick_device(device) if isinstance(device, str) else device
+    return LoadedModel(tower.to(target).eval(), preprocess, tokenizer, "transformers", weights, cfg)
 
 
 def random_model(

@@ -126,6 +126,8 @@ def prefix_tokens(model: torch.nn.Module) -> int:
 
 def built_grid(model: torch.nn.Module) -> tuple[int, int] | None:
     """The patch grid the built tower produces, where it says so."""
+    if getattr(model, "vision_tower_family", None) == "transformers":
+        return tuple(model.grid_size)
     visual = getattr(model, "visual", None)
     trunk = getattr(visual, "trunk", None)
     if trunk is not None and hasattr(trunk, "patch_embed"):
