@@ -3,8 +3,9 @@
 The tower is found by class, not by attribute path, so that a new transformers release that
 moves it (`model.vision_tower`, `model.model.vision_tower`, ...) does not break it: the
 outermost module whose class name has `Vision` in it and that has `encoder.layers` and
-`embeddings.patch_embedding` (CLIP's and SigLIP's vision model or transformer). Its layers' `mlp` is hooked (no layer scale in either). `encode_image` gives
-what the model's own image features are: CLIP's projected class token (CLIPModel) or its
+`embeddings.patch_embedding` (CLIP's and SigLIP's vision model or transformer). Its layers'
+`mlp` is hooked (no layer scale in either). `encode_image` gives the model's own image
+features: CLIP's projected class token (CLIPModel) or its
 post-layernorm class token (a vision-only CLIP, e.g. LLaVA's tower), SigLIP's attention-pool
 head, or the mean of its last tokens in a tower without a head (PaliGemma's).
 """
