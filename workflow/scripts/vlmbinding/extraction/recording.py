@@ -31,21 +31,11 @@ from torchvision import transforms
 
 from vlmbinding.extraction import store as st
 from vlmbinding.extraction.store import layer_slice, open_store  # noqa: F401 - re-exported for callers
+from vlmbinding.models import towers
 
 log = logging.getLogger(__name__)
 
 
-def token_order(geometry: dict) -> str:
-    """How the token axis is laid out: prefix tokens, then patches row by row."""
-    n = geometry["n_prefix_tokens"]
-    prefix = ["CLS"] * bool(geometry["cls_token"]) + [
-        f"{geometry['n_registers']} register(s)"
-    ] * bool(geometry["n_registers"])
-    head = ", then ".join(prefix) + ", then " if prefix else ""
-    return f"{head}patches row by row (token {n} + row * grid + col)"
-
-
-TOKEN_ORDER = "CLS, then patches row by row (token 1 + row * grid + col)"  # open_clip ViTs
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -71,9 +61,7 @@ def choose_preprocess(loaded, mode: str):
 
 def blocks(model) -> list[torch.nn.Module]:
     """The vision tower's residual blocks, in any supported family (models.towers)."""
-    from vlmbinding.models.towers import vision_blocks
-
-    return vision_blocks(model)
+    return towers.vision_blocks(model)
 
 
 @contextmanager
@@ -87,8 +75,6 @@ def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None
     what the authors' hooked model with centred writing weights recorded (METHOD.md 2b).
     `dtype` converts each output as it is recorded (on its device; halves the memory).
     """
-    from vlmbinding.models.towers import hooked_mlp_outputs
-
     outputs: list[torch.Tensor] = []
 
     def record(_layer, output):
@@ -97,7 +83,7 @@ def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None
             out = out - out.mean(dim=-1, keepdim=True)
         outputs.append(out if dtype is None else out.to(dtype))
 
-    with hooked_mlp_outputs(model, record):
+    with towers.hooked_mlp_outputs(model, record):
         yield outputs
 
 
@@ -329,6 +315,7 @@ def extract_activations(
     model = loaded.model.eval()
     device = next(model.parameters()).device
     geometry = loaded.geometry
+    towers.check_geometry(model, geometry, model_name)  # the built tower is the one its config says
     n_layers, width = len(blocks(model)), geometry["width"]
     if autocast not in AUTOCAST:
         raise ValueError(f"activations.autocast must be one of {sorted(AUTOCAST)}")
@@ -411,7 +398,7 @@ def store_attributes(loaded, geometry, n_layers, width, model_name) -> dict:
         "tower": geometry["family"],
         "pool": geometry["pool"],
         "token_grid": [geometry["grid"], geometry["grid"]],
-        "token_order": token_order(geometry),
+        "token_order": towers.token_order(geometry),
         "image_size": geometry["image_size"],
         "patch_size": geometry["patch_size"],
         "embed_dim": geometry["embed_dim"],
