@@ -31,6 +31,11 @@ def test_checkpoint_file_loads_by_path_with_identical_activations(tmp_path):
         "grid": 4,
         "tokens": 17,
         "embed_dim": 32,
+        "family": "open_clip-vit",
+        "n_prefix_tokens": 1,
+        "cls_token": True,
+        "n_registers": 0,
+        "pool": "tok",
     }
 
 

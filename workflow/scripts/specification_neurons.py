@@ -4,7 +4,7 @@ from vlmbinding.analysis.specification import layer_affinity_grid, usable_top_ks
 from vlmbinding.atomic import write_parquet
 from vlmbinding.data.reading import dataset_presence, open_checked_store
 from vlmbinding.data.vocab import Vocabulary
-from vlmbinding.extraction.store import layer_slice
+from vlmbinding.extraction.store import layer_slice, n_prefix_tokens
 from vlmbinding.logs import to_file
 
 to_file(snakemake.log[0])
@@ -21,5 +21,6 @@ table = layer_affinity_grid(
     usable_top_ks(grid["top_k"], len(image_ids)),
     reductions=grid["reduce"],
     token_sets=grid["tokens"],
+    n_prefix=n_prefix_tokens(root),
 )
 write_parquet(table, snakemake.output.table)

@@ -4,8 +4,14 @@ METHOD.md section 7. The target is the cosine similarity between the image embed
 prompt's text embedding; at a hooked layer, activations A and gradients dTarget/dA are taken
 over the patch tokens (CLS dropped), the channel weights are the gradients averaged over the
 patch tokens, and the map is ReLU(sum_c w_c A_c) on the patch grid, upsampled to the image.
-The default layer is the MLP output of the second-to-last block: the last block's patch
-tokens never reach the CLS token that the embedding is read from, so its maps are all zero.
+The prefix tokens (CLS, registers) are dropped as the CLS token is. For a tower whose
+embedding is read from the CLS token (CLIP, EVA02) the default layer is the MLP output of the
+second-to-last block: the last block's patch tokens never reach the CLS token, so its maps are
+all zero. A pooled tower (SigLIP's and PE-Core's attention-pool head, `pool: map`; mean
+pooling) reads every token of the last block, so its last block gives non-zero maps as well
+(tests/analysis/test_gradcam_towers.py); `recommended_layer` picks the layer for each.
+For an EVA block the hook sits on `mlp`, before `gamma_2`: Grad-CAM's map is the same for
+any per-channel scale of the activations (the weights scale inversely).
 """
 
 from __future__ import annotations
@@ -29,18 +35,26 @@ MODULES = ("mlp", "ln_1")
 NORMALISE_EPS = 1e-7
 
 
+def recommended_layer(pool: str) -> int:
+    """The Grad-CAM layer that gives non-zero maps: -1 for a pooled tower (attention pool
+    `map`, mean pooling `avg`), -2 for one read from the class token (`tok`, `token`)."""
+    return -1 if pool in ("map", "avg") else -2
+
+
 def hooked_module(model: torch.nn.Module, layer: int, module: str) -> torch.nn.Module:
     """The module of the vision tower whose output Grad-CAM explains (METHOD.md section 7).
 
-    `layer` indexes `model.visual.transformer.resblocks` (negative counts from the end).
-    "mlp": the block's MLP output before it is added to the residual stream. The hook sits
-    on `ls_2`, which is Identity for CLIP (so its output is the MLP output) and applies the
-    LayerScale for models that have one, so it is what is added to the stream either way.
-    "ln_1": the block's input LayerNorm, the usual choice of Grad-CAM libraries for ViTs.
+    `layer` indexes the tower's blocks (`vlmbinding.models.towers.vision_blocks`; negative
+    counts from the end). "mlp": the block's MLP output before it is added to the residual
+    stream, where the activations are recorded (`towers.mlp_point`: `ls_2` or `ls2`, the
+    LayerScale or Identity; an EVA block's `mlp`). "ln_1": the block's input LayerNorm, the
+    usual choice of Grad-CAM libraries for ViTs.
     """
+    from vlmbinding.models.towers import input_norm, mlp_point, tower_family, vision_blocks
+
     if module not in MODULES:
         raise ValueError(f"unknown Grad-CAM module {module!r}; choose one of {list(MODULES)}")
-    blocks = model.visual.transformer.resblocks
+    blocks = vision_blocks(model)
     depth = len(blocks)
     if not -depth <= layer < depth:
         raise ValueError(
@@ -48,7 +62,7 @@ def hooked_module(model: torch.nn.Module, layer: int, module: str) -> torch.nn.M
             f"(use {-depth}..{depth - 1})"
         )
     block = blocks[layer]
-    return block.ls_2 if module == "mlp" else block.ln_1
+    return mlp_point(block, tower_family(model)).module if module == "mlp" else input_norm(block)
 
 
 @contextlib.contextmanager
@@ -75,15 +89,17 @@ def text_embeddings(model: torch.nn.Module, tokenizer, prompts: Sequence[str]) -
 
 
 def patch_grid(model: torch.nn.Module, tokens: int) -> tuple[int, int]:
-    """Rows and columns of the patch grid for `tokens` patch tokens (CLS already dropped)."""
-    grid = getattr(model.visual, "grid_size", None)
+    """Rows and columns of the patch grid for `tokens` patch tokens (prefix already dropped)."""
+    from vlmbinding.models.towers import built_grid
+
+    grid = built_grid(model)
     if grid is None:
         side = math.isqrt(tokens)
         grid = (side, side)
     rows, cols = int(grid[0]), int(grid[1])
     if rows * cols != tokens:
         raise ValueError(
-            f"{tokens} patch tokens do not fill a {rows}x{cols} grid (extra tokens besides CLS?)"
+            f"{tokens} patch tokens do not fill a {rows}x{cols} grid (unexpected prefix tokens?)"
         )
     return rows, cols
 
@@ -103,7 +119,10 @@ def gradcam_maps(
     prompt. Runs on the device of `images` (the model must be there too); the model is put
     in eval mode and left in the mode, and with the hooks and parameters, it came with.
     """
+    from vlmbinding.models.towers import prefix_tokens
+
     target_module = hooked_module(model, layer, module)
+    first = prefix_tokens(model)
     if text_emb.ndim != 2 or text_emb.shape[0] == 0:
         raise ValueError(f"text_emb must be [P, D] with P >= 1, got {tuple(text_emb.shape)}")
     text = F.normalize(text_emb.to(images.device).float(), dim=-1)
@@ -133,8 +152,8 @@ def gradcam_maps(
             ]
     finally:
         handle.remove()
-    a = acts.detach()[:, 1:].float()  # [B, N, C], CLS dropped
-    g = torch.stack([gr[:, 1:].float() for gr in grads], dim=1)  # [B, P, N, C]
+    a = acts.detach()[:, first:].float()  # [B, N, C], prefix tokens (CLS, registers) dropped
+    g = torch.stack([gr[:, first:].float() for gr in grads], dim=1)  # [B, P, N, C]
     weights = g.mean(dim=2)  # [B, P, C]
     cam = torch.relu(torch.einsum("bnc,bpc->bpn", a, weights))
     rows, cols = patch_grid(model, a.shape[1])

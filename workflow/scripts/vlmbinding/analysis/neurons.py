@@ -22,11 +22,15 @@ TOKEN_SETS = ("all", "patches")
 SCORE_COLUMNS = ["f1", "f2", "S", "n_over_threshold", "n_neurons"]
 
 
-def reduce_tokens(mlp_out: np.ndarray, how: str = "mean", tokens: str = "all") -> np.ndarray:
+def reduce_tokens(
+    mlp_out: np.ndarray, how: str = "mean", tokens: str = "all", n_prefix: int = 1
+) -> np.ndarray:
     """Reduce [image, token, unit] activations over tokens to float32 [image, unit].
 
     METHOD.md section 2: the notebooks take the mean over all tokens, CLS (token 0)
-    included; `tokens="patches"` drops the CLS token, `how="max"` keeps the maximum.
+    included; `tokens="patches"` drops the `n_prefix` prefix tokens (the store's
+    `n_prefix_tokens`: 1 for CLIP's CLS, 0 for SigLIP, 1 + registers for a ViT with
+    registers), `how="max"` keeps the maximum.
     """
     if how not in REDUCTIONS:
         raise ValueError(f"how={how!r} is not a token reduction; use one of {REDUCTIONS}")
@@ -34,7 +38,7 @@ def reduce_tokens(mlp_out: np.ndarray, how: str = "mean", tokens: str = "all") -
         raise ValueError(f"tokens={tokens!r} is not a token set; use one of {TOKEN_SETS}")
     if mlp_out.ndim != 3:
         raise ValueError(f"mlp_out must be [image, token, unit], got shape {mlp_out.shape}")
-    x = mlp_out[:, 1:, :] if tokens == "patches" else mlp_out
+    x = mlp_out[:, int(n_prefix) :, :] if tokens == "patches" else mlp_out
     if how == "mean":
         # Summing 257 float16 values in float16 loses digits; accumulate in float32.
         return x.mean(axis=1, dtype=np.float32)
@@ -91,6 +95,7 @@ def neuron_table(
     k: int,
     how: str = "mean",
     tokens: str = "all",
+    n_prefix: int = 1,
 ) -> pd.DataFrame:
     """One row per unit of one layer: affinities, entropy and top images (METHOD.md 2-3).
 
@@ -99,7 +104,8 @@ def neuron_table(
     `presence`. Columns: layer, unit, one column per feature, entropy, top_images (the k
     image ids, highest activation first, joined by ",").
     An [image, unit] array is taken as already reduced over tokens (from a reduced store,
-    `vlmbinding.extraction.store.reduced_layer`); `how` and `tokens` are then not used.
+    `vlmbinding.extraction.store.reduced_layer`); `how`, `tokens` and `n_prefix` (the
+    store's prefix tokens, see `reduce_tokens`) are then not used.
     """
     features = list(features)
     n_images = mlp_out_layer.shape[0]
@@ -110,7 +116,11 @@ def neuron_table(
         )
     if len(image_ids) != n_images:
         raise ValueError(f"{len(image_ids)} image ids for {n_images} images")
-    acts = mlp_out_layer if mlp_out_layer.ndim == 2 else reduce_tokens(mlp_out_layer, how, tokens)
+    acts = (
+        mlp_out_layer
+        if mlp_out_layer.ndim == 2
+        else reduce_tokens(mlp_out_layer, how, tokens, n_prefix)
+    )
     top = top_k_images(acts, k)
     aff = affinities(top, presence)
     ids = np.asarray(image_ids, dtype=object)[top.T]  # [unit, k]

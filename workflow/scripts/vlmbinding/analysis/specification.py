@@ -145,8 +145,11 @@ def layer_affinity_grid(
     top_ks: Sequence[int],
     reductions: Sequence[str] = ("mean", "max"),
     token_sets: Sequence[str] = ("all", "patches"),
+    n_prefix: int = 1,
 ) -> pd.DataFrame:
     """Affinities and entropy of one block's neurons under every token and top-k choice.
+
+    `n_prefix`: the store's prefix tokens, dropped by the `patches` token set.
 
     `mlp_out_layer` [image, token, unit] and `presence` [image, feature] describe the same
     images in order. For each (reduce, tokens) the activations are reduced and sorted once;
@@ -170,7 +173,7 @@ def layer_affinity_grid(
     tables = []
     for how in reductions:
         for tokens in token_sets:
-            order = top_k_images(reduce_tokens(acts, how, tokens), top_ks[-1])
+            order = top_k_images(reduce_tokens(acts, how, tokens, n_prefix), top_ks[-1])
             for k in top_ks:
                 aff = affinities(order[:k], presence)
                 tables.append(

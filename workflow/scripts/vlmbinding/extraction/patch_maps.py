@@ -49,12 +49,14 @@ def images_to_show(
 
 
 def maps_from_store(root, rows: list[int], layer: int, unit: int) -> np.ndarray:
-    """float32 [image, grid, grid]: one neuron's activations on the patches (CLS dropped)."""
+    """float32 [image, grid, grid]: one neuron's activations on the patches (the prefix
+    tokens, CLS and registers, dropped)."""
     grid = root.attrs["token_grid"]
     column = layer * root.attrs["width"] + unit
     if root.attrs.get("mode", "tokens") != "tokens":
         raise st.StoreError(f"{st.store_path(root)} is a reduced store: recompute the maps")
-    values = np.stack([st.read(root, "mlp_out", (r, slice(1, None), column)) for r in rows])
+    first = st.n_prefix_tokens(root)
+    values = np.stack([st.read(root, "mlp_out", (r, slice(first, None), column)) for r in rows])
     return values.astype(np.float32).reshape(len(rows), grid[0], grid[1])
 
 
@@ -80,7 +82,7 @@ def maps_from_model(loaded, paths: list[str], layer: int, unit: int, attrs: dict
     )
     column = layer * attrs["width"] + unit
     grid = attrs["token_grid"]
-    values = mlp[:, 1:, column].float().cpu().numpy()
+    values = mlp[:, int(attrs.get("n_prefix_tokens", 1)) :, column].float().cpu().numpy()
     return values.reshape(len(paths), grid[0], grid[1])
 
 

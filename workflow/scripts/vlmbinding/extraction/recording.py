@@ -31,10 +31,11 @@ from torchvision import transforms
 
 from vlmbinding.extraction import store as st
 from vlmbinding.extraction.store import layer_slice, open_store  # noqa: F401 - re-exported for callers
+from vlmbinding.models import towers
 
 log = logging.getLogger(__name__)
 
-TOKEN_ORDER = "CLS, then patches row by row (token 1 + row * grid + col)"
+
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -59,13 +60,15 @@ def choose_preprocess(loaded, mode: str):
 
 
 def blocks(model) -> list[torch.nn.Module]:
-    return list(model.visual.transformer.resblocks)
+    """The vision tower's residual blocks, in any supported family (models.towers)."""
+    return towers.vision_blocks(model)
 
 
 @contextmanager
 def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None = None):
-    """Collect each block's MLP output (hooked after LayerScale `ls_2`, which is the
-    identity for CLIP, so: the MLP's second linear layer, before the residual add).
+    """Collect each block's MLP output as it joins the residual stream, layer scale
+    included (`vlmbinding.models.towers`: open_clip's `ls_2`, timm's `ls2`, an EVA block's
+    `mlp` times `gamma_2`, transformers' `mlp`).
 
     Yields a list that each forward pass fills with one [batch, token, width] tensor per
     block, in block order. `center` subtracts each vector's mean over the width, which is
@@ -74,18 +77,14 @@ def recording_mlp_outputs(model, center: bool = False, dtype: torch.dtype | None
     """
     outputs: list[torch.Tensor] = []
 
-    def hook(_module, _inputs, output):
+    def record(_layer, output):
         out = output.detach()
         if center:
             out = out - out.mean(dim=-1, keepdim=True)
         outputs.append(out if dtype is None else out.to(dtype))
 
-    handles = [block.ls_2.register_forward_hook(hook) for block in blocks(model)]
-    try:
+    with towers.hooked_mlp_outputs(model, record):
         yield outputs
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.no_grad()
@@ -159,17 +158,20 @@ def store_arrays(mode: str, n_layers: int, width: int, tokens: int, embed_dim: i
     return arrays
 
 
-def device_outputs(layers: list[torch.Tensor], emb: torch.Tensor, mode: str) -> dict:
+def device_outputs(
+    layers: list[torch.Tensor], emb: torch.Tensor, mode: str, n_prefix: int = 1
+) -> dict:
     """What is stored of one batch, computed on the model's device: per-layer tensors
-    `mlp_out/<layer>` (mode tokens) or the token reductions. `layers` are already in the
-    storage dtype, so the reductions see exactly the values a tokens-mode store holds (mean
+    `mlp_out/<layer>` (mode tokens) or the token reductions (`patches`: without the first
+    `n_prefix` tokens, class token and registers). `layers` are already in the storage
+    dtype, so the reductions see exactly the values a tokens-mode store holds (mean
     accumulated in float32, max exact)."""
     out = {"embeddings": emb.float()}
     if mode == "tokens":
         out.update({f"mlp_out/{i}": x for i, x in enumerate(layers)})
         return out
     for (how, tokens), name in st.REDUCED_ARRAYS.items():
-        parts = [x[:, 1:] if tokens == "patches" else x for x in layers]
+        parts = [x[:, n_prefix:] if tokens == "patches" else x for x in layers]
         reduced = [x.float().mean(dim=1) if how == "mean" else x.amax(dim=1).float() for x in parts]
         out[name] = torch.cat(reduced, dim=-1)
     return out
@@ -313,6 +315,7 @@ def extract_activations(
     model = loaded.model.eval()
     device = next(model.parameters()).device
     geometry = loaded.geometry
+    towers.check_geometry(model, geometry, model_name)  # the built tower is the one its config says
     n_layers, width = len(blocks(model)), geometry["width"]
     if autocast not in AUTOCAST:
         raise ValueError(f"activations.autocast must be one of {sorted(AUTOCAST)}")
@@ -340,7 +343,8 @@ def extract_activations(
                         getattr(torch, dtype),
                         AUTOCAST[autocast],
                     )
-                    writer.put(start, *copies.take(device_outputs(mlp, emb, store)))
+                    outputs = device_outputs(mlp, emb, store, geometry["n_prefix_tokens"])
+                    writer.put(start, *copies.take(outputs))
                     done += len(images)
                     rate = done / (time.time() - t0)
                     log.info(f"{done}/{len(image_paths)} images ({rate:.1f} images/s)")
@@ -374,7 +378,7 @@ def extract_activations(
 
 REDUCTION_NOTE = (
     "mlp_mean/mlp_max: mean (float32 accumulation) and max over all tokens of the "
-    "storage-dtype values; *_patches: the same without the CLS token"
+    "storage-dtype values; *_patches: the same without the prefix tokens (CLS, registers)"
 )
 
 
@@ -388,8 +392,13 @@ def store_attributes(loaded, geometry, n_layers, width, model_name) -> dict:
         "width": width,
         "neuron_index": "layer * width + unit",
         "tokens": geometry["tokens"],
+        "n_prefix_tokens": geometry["n_prefix_tokens"],
+        "cls_token": geometry["cls_token"],
+        "n_registers": geometry["n_registers"],
+        "tower": geometry["family"],
+        "pool": geometry["pool"],
         "token_grid": [geometry["grid"], geometry["grid"]],
-        "token_order": TOKEN_ORDER,
+        "token_order": towers.token_order(geometry),
         "image_size": geometry["image_size"],
         "patch_size": geometry["patch_size"],
         "embed_dim": geometry["embed_dim"],

@@ -7,7 +7,8 @@ coordinate array, and the metadata is consolidated.
 Two modes (`activations.store`):
   tokens   mlp_out [image, token, neuron], every token of every image (the paper's tensor)
   reduced  mlp_mean / mlp_max [image, neuron] over all tokens, and mlp_mean_patches /
-           mlp_max_patches over the patch tokens only (CLS dropped): what the neuron
+           mlp_max_patches over the patch tokens only (the store's `n_prefix_tokens`
+           dropped: CLS, registers; none for SigLIP): what the neuron
            statistics need, 32 times smaller for ViT-L/14 (float32, 4 reductions)
 Both hold embeddings [image, dim] (float32).
 
@@ -364,6 +365,12 @@ def layer_slice(root, layer: int) -> np.ndarray:
     )
 
 
+def n_prefix_tokens(root) -> int:
+    """Tokens before the patches (class token, registers); 1 in stores written before the
+    attribute existed (all of them open_clip ViTs, whose token 0 is CLS)."""
+    return int(root.attrs.get("n_prefix_tokens", 1))
+
+
 def reduced_layer(root, layer: int, how: str, tokens: str) -> np.ndarray:
     """float32 [image, width]: one block's activations reduced over each image's tokens
     (`how` mean|max over `tokens` all|patches), from either store mode."""
@@ -371,7 +378,7 @@ def reduced_layer(root, layer: int, how: str, tokens: str) -> np.ndarray:
     if root.attrs.get("mode", "tokens") == "tokens":
         from vlmbinding.analysis.neurons import reduce_tokens
 
-        return reduce_tokens(layer_slice(root, layer), how, tokens)
+        return reduce_tokens(layer_slice(root, layer), how, tokens, n_prefix_tokens(root))
     if (how, tokens) not in REDUCED_ARRAYS:
         raise ValueError(f"no reduction {how!r} over {tokens!r} tokens; use {REDUCED_ARRAYS}")
     name = REDUCED_ARRAYS[how, tokens]

@@ -264,6 +264,14 @@ def run_stage(
 
     loaded = load_entry(entry, weights, device)
     model = loaded.model.eval()
+    from vlmbinding.models.towers import tower_family
+
+    if (family := tower_family(model)) != "open_clip-vit":
+        raise ValueError(
+            f"models entry {entry.get('name')!r}: interventions re-run open_clip's ViT blocks "
+            f"from a cached residual stream; a {family} tower is not supported by them yet "
+            "(the other stages are)"
+        )
     dev = next(model.parameters()).device
     table = pd.read_parquet(paths["images"]).set_index("image_id")
     images = load_images(

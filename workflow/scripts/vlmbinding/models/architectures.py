@@ -50,22 +50,50 @@ def architecture_config(arch: str, local_dir: str | Path | None = None, override
     )
 
 
+SUPPORTED = (
+    "open_clip ViT towers, open_clip towers with a timm VisionTransformer or Eva trunk "
+    "(SigLIP, SigLIP2, EVA02, PE-Core), and transformers CLIP/SigLIP vision towers"
+)
+
+
 def vision_geometry(cfg: dict) -> dict:
-    """Depth, width, input size, patch size and token grid of a ViT vision tower."""
+    """Depth, width, input size, patch size, token grid and prefix tokens of a vision tower.
+
+    `family` names the block type hooked (open_clip-vit, timm-vit, timm-eva); `tokens` is
+    grid * grid + `n_prefix_tokens` (the class token, if `cls_token`, then registers).
+    """
     v = cfg["vision_cfg"]
-    if isinstance(v.get("layers"), (list, tuple)) or "timm_model_name" in v:
-        raise UnknownArchitecture("only open_clip ViT vision towers are supported")
+    if "transformers" in cfg:
+        from vlmbinding.models.hf_config import transformers_geometry
+
+        return transformers_geometry(cfg)
+    if v.get("timm_model_name"):
+        from vlmbinding.models.timm_config import UnsupportedTimmModel, timm_geometry
+
+        try:
+            return timm_geometry(v, cfg["embed_dim"])
+        except UnsupportedTimmModel as e:
+            raise UnknownArchitecture(f"{e}; supported: {SUPPORTED}") from None
+    if isinstance(v.get("layers"), (list, tuple)):
+        raise UnknownArchitecture(
+            f"a ResNet vision tower has no tokens or MLP blocks to record; supported: {SUPPORTED}"
+        )
     size = v["image_size"]
     size = size if isinstance(size, int) else size[0]
     grid = size // v["patch_size"]
     return {
+        "family": "open_clip-vit",
         "layers": int(v["layers"]),
         "width": int(v["width"]),
         "image_size": int(size),
         "patch_size": int(v["patch_size"]),
         "grid": int(grid),
+        "n_prefix_tokens": 1,
+        "cls_token": True,
+        "n_registers": 0,
         "tokens": int(grid * grid + 1),
         "embed_dim": int(cfg["embed_dim"]),
+        "pool": v.get("pool_type", "tok"),
     }
 
 

@@ -10,6 +10,7 @@ Two traps are handled here rather than left to the user:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -86,7 +87,14 @@ def tokenizer_for(model_cfg: dict):
     """open_clip's tokenizer at the config's context length."""
     import open_clip
 
-    context_length = model_cfg.get("text_cfg", {}).get("context_length", 77)
+    text_cfg = model_cfg.get("text_cfg", {})
+    context_length = text_cfg.get("context_length", 77)
+    if text_cfg.get("hf_tokenizer_name"):  # SigLIP's, from the hub (or its local cache)
+        return open_clip.HFTokenizer(
+            text_cfg["hf_tokenizer_name"],
+            context_length=context_length,
+            **(text_cfg.get("tokenizer_kwargs") or {}),
+        )
 
     def tokenize(texts):
         return open_clip.tokenize(list(texts), context_length=context_length)
@@ -105,11 +113,46 @@ def transform_for(model: torch.nn.Module):
     return open_clip.image_transform(size, is_train=False, mean=mean, std=std)
 
 
-def from_config(cfg: dict, arch: str = "custom", weights: str = "random") -> LoadedModel:
-    """A freshly initialised CLIP of an open_clip model config (toy training, tests, benchmarks)."""
+@contextlib.contextmanager
+def timm_overrides(kwargs: dict | None):
+    """Inside the block, open_clip builds its timm trunks with `kwargs` added (the
+    workflow's `vision_cfg.timm_model_kwargs`, e.g. a small depth and width for tests)."""
+    if not kwargs:
+        yield
+        return
+    import types
+
+    import open_clip.timm_model as tm
+
+    real = tm.timm
+
+    def create_model(name, **kw):
+        return real.create_model(name, **{**kw, **kwargs})
+
+    tm.timm = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if k[0] != "_"})
+    tm.timm.create_model = create_model
+    try:
+        yield
+    finally:
+        tm.timm = real
+
+
+def build_clip(cfg: dict) -> torch.nn.Module:
+    """open_clip's CLIP (or CustomTextCLIP, as `custom_text` says) of a model config, whose
+    `vision_cfg.timm_model_kwargs` (this workflow's key) reach timm's constructor."""
     import open_clip
 
-    model = open_clip.CLIP(**cfg).eval()
+    cfg = copy.deepcopy(cfg)
+    custom = cfg.pop("custom_text", False)
+    kwargs = cfg["vision_cfg"].pop("timm_model_kwargs", None)
+    with timm_overrides(kwargs):
+        model = (open_clip.CustomTextCLIP if custom else open_clip.CLIP)(**cfg)
+    return model
+
+
+def from_config(cfg: dict, arch: str = "custom", weights: str = "random") -> LoadedModel:
+    """A freshly initialised CLIP of an open_clip model config (toy training, tests, benchmarks)."""
+    model = build_clip(cfg).eval()
     return LoadedModel(model, transform_for(model), tokenizer_for(cfg), arch, weights, cfg)
 
 
@@ -200,7 +243,7 @@ def _model_from_file(path: Path, arch, arch_dir, overrides, trust: bool):
         state = torch.load(path, map_location="cpu", weights_only=not trust)
     if isinstance(state, dict) and "model_cfg" in state:
         cfg = state["model_cfg"]
-        model = open_clip.CLIP(**cfg)
+        model = build_clip(cfg)
         model.load_state_dict(state["state_dict"])
         return model, cfg
     del state
@@ -222,6 +265,8 @@ def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> Loa
 
     Errors name the models entry.
     """
+    if entry["arch"] == "transformers":
+        return transformers_entry(entry, device)
     if entry["weights"] == RANDOM:
         return random_model(entry, device)
     weights = checkpoint if entry["weights"] == "toy" else entry["weights"]
@@ -230,6 +275,20 @@ def load_entry(entry: dict, checkpoint: str | None, device: str = "auto") -> Loa
         return load_model(entry["arch"], weights, device, trust_checkpoint=trust)
     except (WeightsUnavailable, CheckpointError) as e:
         raise type(e)(f"models entry {entry['name']!r}: {e}") from None
+
+
+def transformers_entry(entry: dict, device: str | torch.device = "cpu") -> LoadedModel:
+    """A models entry with `arch: transformers` (`vlmbinding.models.hf_towers`); its random
+    twin is the same architecture, initialised by transformers with the twin's seed."""
+    from vlmbinding.models.hf_towers import load_transformers
+
+    random = entry["weights"] == RANDOM
+    weights = entry.get("twin_of", entry["weights"]) if random else entry["weights"]
+    tower, preprocess, tokenizer, cfg = load_transformers(
+        weights, entry.get("name", ""), random, int(entry.get("seed", 0))
+    )
+    target = pick_device(device) if isinstance(device, str) else device
+    return LoadedModel(tower.to(target).eval(), preprocess, tokenizer, "transformers", weights, cfg)
 
 
 def random_model(
@@ -264,7 +323,7 @@ def random_model(
             cfg["quick_gelu"] = bool(cfg.get("quick_gelu")) or bool(tcfg.get("quick_gelu"))
             preprocess_cfg = tcfg
     cfg = copy.deepcopy(cfg)
-    if cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {}):
+    if "hf_model_name" in cfg.get("text_cfg", {}):
         raise WeightsUnavailable(
             f"models entry {entry.get('name')!r}: a random twin of an architecture with a "
             "Hugging Face text tower would need that tower's config from the hub; set "

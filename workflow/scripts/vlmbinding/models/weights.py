@@ -16,7 +16,9 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
 def weights_kind(weights: str) -> str:
-    """'toy' | 'random' | 'hf-hub' | 'file' | 'tag' for a models[].weights value.
+    """'toy' | 'random' | 'hf-hub' | 'folder' | 'file' | 'tag' for a models[].weights value.
+
+    'folder': a transformers model folder (`arch: transformers`, `models.hf_config`).
 
     'random' is the random-weights twin of a model (`vlmbinding.workflow.entries`): the same
     architecture, initialised as open_clip initialises it, never trained.
@@ -27,6 +29,8 @@ def weights_kind(weights: str) -> str:
         return "random"
     if weights.startswith(HF_HUB_PREFIX):
         return "hf-hub"
+    if Path(weights).is_dir():
+        return "folder"
     if os.sep in weights or Path(weights).suffix in CHECKPOINT_SUFFIXES:
         return "file"
     return "tag"

@@ -15,6 +15,7 @@ from vlmbinding.data import external as ext
 from vlmbinding.data.crop import crops_to_square
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.models.architectures import architecture_config, hub_model_config, vision_geometry
+from vlmbinding.models.hf_config import transformers_model_config
 from vlmbinding.models.weights import weights_kind
 from vlmbinding.workflow import startup
 from vlmbinding.workflow.config import ConfigError, resolve_layers, validate_config
@@ -67,6 +68,8 @@ def model_config(entry: dict, arch_dir: Path) -> dict:
     try:
         # a random twin has the architecture of the weights it is the twin of
         weights = entry.get("twin_of", entry["weights"])
+        if entry["arch"] == "transformers":
+            return transformers_model_config(weights, entry["name"])
         if weights_kind(weights) == "hf-hub":
             return hub_model_config(weights)
         return architecture_config(entry["arch"], arch_dir, entry.get("model_cfg"))
@@ -101,9 +104,18 @@ def check_analysis(config: dict, geometries: dict[str, dict], ids: list[str]) ->
     return layers
 
 
+def model_geometry(entry: dict, arch_dir: Path) -> dict:
+    """Depth, width, token grid and prefix tokens of an entry's vision tower; refused by the
+    entry's name if the workflow cannot hook it."""
+    try:
+        return vision_geometry(model_config(entry, arch_dir))
+    except ValueError as e:
+        raise ConfigError(f"models entry {entry['name']!r}: {e}") from None
+
+
 def geometries(models: dict, arch_dir: Path) -> dict[str, dict]:
     """Model name -> depth, width and token grid of its vision tower."""
-    return {name: vision_geometry(model_config(m, arch_dir)) for name, m in models.items()}
+    return {name: model_geometry(m, arch_dir) for name, m in models.items()}
 
 
 def weights_problem_of(entry: dict, arch_dir: Path) -> str | None:
@@ -111,6 +123,8 @@ def weights_problem_of(entry: dict, arch_dir: Path) -> str | None:
     checkpoint of another architecture, a tag unknown or not cached offline), or None;
     prefixed with the models entry's name."""
     kind = weights_kind(entry["weights"])
-    geometry = vision_geometry(model_config(entry, arch_dir)) if kind == "file" else None
+    geometry = model_geometry(entry, arch_dir) if kind == "file" else None
     problem = startup.weights_problem(entry, kind, geometry)
+    if not problem and kind in ("tag", "hf-hub", "random"):
+        problem = startup.tokenizer_problem(model_config(entry, arch_dir))
     return f"models entry {entry['name']!r}: {problem}" if problem else None

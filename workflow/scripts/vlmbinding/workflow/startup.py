@@ -72,6 +72,28 @@ def weights_problem(entry: dict, kind: str, geometry: dict | None = None) -> str
     return None
 
 
+def tokenizer_problem(model_cfg: dict) -> str | None:
+    """Why the text tower's tokenizer cannot be had here, or None: SigLIP's and SigLIP2's
+    live on the hub (`text_cfg.hf_tokenizer_name`) and need its local cache offline."""
+    name = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
+    if not name:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    from vlmbinding.models.pretrained import hub_reachable
+
+    files = ("tokenizer.json", "tokenizer_config.json", "spiece.model")
+    if any(isinstance(try_to_load_from_cache(name, f), str) for f in files):
+        return None
+    if hub_reachable():
+        return None
+    return (
+        f"its text tower's tokenizer {name} is not in the local hub cache and the model hub "
+        "cannot be reached. Run once on a machine with network (the tokenizer is cached "
+        "under ~/.cache/huggingface or $HF_HOME; copy that folder here)"
+    )
+
+
 def check_generated_canvas(vocab, width: int, height: int, crop: bool) -> None:
     """Every shape at every position of a generated image must lie inside what the model
     sees: a non-square canvas loses its sides (or top and bottom) to the centre crop."""

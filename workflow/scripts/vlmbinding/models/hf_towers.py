@@ -1,0 +1,149 @@
+"""Loading the vision tower of a transformers checkpoint (`arch: transformers`).
+
+The tower is found by class, not by attribute path, so that a new transformers release that
+moves it (`model.vision_tower`, `model.model.vision_tower`, ...) does not break it: the
+outermost module whose class name has `Vision` in it and that has `encoder.layers` and
+`embeddings.patch_embedding` (CLIP's and SigLIP's vision model or transformer). Its layers'
+`mlp` is hooked (no layer scale in either). `encode_image` gives the model's own image
+features: CLIP's projected class token (CLIPModel) or its
+post-layernorm class token (a vision-only CLIP, e.g. LLaVA's tower), SigLIP's attention-pool
+head, or the mean of its last tokens in a tower without a head (PaliGemma's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vlmbinding.models.hf_config import read_config, transformers_model_config, vision_tower
+from vlmbinding.models.weights import HF_HUB_PREFIX
+
+
+class TransformersTower(torch.nn.Module):
+    """A transformers model seen as the workflow sees a CLIP: encode_image, encode_text (if it
+    has a text tower), its vision layers and its prefix tokens."""
+
+    vision_tower_family = "transformers"
+
+    def __init__(self, model: torch.nn.Module, kind: str, has_text: bool):
+        super().__init__()
+        self.model, self.kind, self.has_text = model, kind, has_text
+        self.tower = find_vision_tower(model)
+        self.n_prefix_tokens = 1 if kind == "clip" else 0
+
+    @property
+    def vision_layers(self):
+        return list(self.tower.encoder.layers)
+
+    @property
+    def grid_size(self):
+        e = self.tower.embeddings
+        side = e.image_size // e.patch_size
+        return (side, side)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.tower(pixel_values=images)
+        if out.pooler_output is None:  # SigLIP without its head: the mean token
+            return out.last_hidden_state.mean(dim=1)
+        projection = getattr(self.model, "visual_projection", None)
+        return projection(out.pooler_output) if projection is not None else out.pooler_output
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.has_text:
+            raise TypeError(
+                f"this {self.kind} vision tower has no text tower of its own: text-image "
+                "similarity (Grad-CAM, the binding test) needs a model with one"
+            )
+        out = self.model.text_model(input_ids=tokens)
+        projection = getattr(self.model, "text_projection", None)
+        return projection(out.pooler_output) if projection is not None else out.pooler_output
+
+
+def find_vision_tower(model: torch.nn.Module) -> torch.nn.Module:
+    """The CLIP or SigLIP vision transformer inside `model`, found by its class name."""
+    for _, module in model.named_modules():
+        name = type(module).__name__
+        embeddings = getattr(module, "embeddings", None)
+        if (
+            "Vision" in name
+            and hasattr(getattr(module, "encoder", None), "layers")
+            and hasattr(embeddings, "patch_embedding")
+        ):
+            return module
+    raise ValueError(f"{type(model).__name__} holds no CLIP or SigLIP vision transformer")
+
+
+def source(weights: str) -> str:
+    return weights.removeprefix(HF_HUB_PREFIX)
+
+
+def image_preprocess(weights: str, kind: str, image_size: int):
+    """The model's own image processor (PIL image -> [3, H, W]); a folder without one gets
+    the tower's usual transform (CLIP's mean and std, or SigLIP's 0.5)."""
+    from transformers import AutoImageProcessor
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(source(weights))
+    except (OSError, ValueError):
+        import open_clip
+
+        mean = open_clip.OPENAI_DATASET_MEAN if kind == "clip" else (0.5, 0.5, 0.5)
+        std = open_clip.OPENAI_DATASET_STD if kind == "clip" else (0.5, 0.5, 0.5)
+        return open_clip.image_transform(image_size, is_train=False, mean=mean, std=std)
+
+    def preprocess(image):
+        return processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+
+    return preprocess
+
+
+def text_tokenizer(weights: str, context_length: int):
+    """The model's own tokenizer (list[str] -> input ids), or None if the folder has none."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source(weights))
+    except (OSError, ValueError, TypeError):
+        return None
+
+    def tokenize(texts):
+        return tok(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=context_length,
+            return_tensors="pt",
+        )["input_ids"]
+
+    return tokenize
+
+
+def load_transformers(weights: str, name: str = "", random_init: bool = False, seed: int = 0):
+    """(TransformersTower, preprocess, tokenizer, model config) of a transformers folder or
+    `hf-hub:` id; `random_init` builds the same architecture untrained (a random twin)."""
+    import transformers
+
+    config = read_config(weights)
+    kind, _, has_text = vision_tower(config, name or weights)
+    cfg = transformers_model_config(weights, name)
+    auto = transformers.AutoConfig.from_pretrained(source(weights))
+    arch = (config.get("architectures") or [None])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    cls = cls or transformers.AutoModel
+    if random_init:
+        torch.manual_seed(seed)
+        model = cls._from_config(auto) if hasattr(cls, "_from_config") else cls.from_config(auto)
+    else:
+        model = cls.from_pretrained(source(weights))
+    tower = TransformersTower(model.float().eval(), kind, has_text)
+    text = config.get("text_config") or {}
+    tokenizer = (
+        text_tokenizer(weights, int(text.get("max_position_embeddings", 64))) if has_text else None
+    )
+    preprocess = image_preprocess(weights, kind, cfg["vision_cfg"]["image_size"])
+    return tower, preprocess, tokenizer, cfg
+
+
+def is_folder(weights: str) -> bool:
+    return Path(weights).is_dir()
