@@ -27,17 +27,14 @@ Command (from the repository root):
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import CpuShare, vm_hwm_mb
+from _common import CpuShare, Job, print_result, run_jobs, toy_dataset, vm_hwm_mb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
@@ -112,7 +109,7 @@ def child(args) -> None:
         "device": str(device),
         "threads": torch.get_num_threads(),
     }
-    print("RESULT " + json.dumps(report), flush=True)
+    print_result(report)
 
 
 def run_child(args, n: int, table: Path, work: Path) -> dict:
@@ -122,21 +119,9 @@ def run_child(args, n: int, table: Path, work: Path) -> dict:
     cmd += ["--batch-size", str(args.batch_size), "--dtype", args.dtype]
     cmd += ["--compression-level", str(args.compression_level), "--device", args.device]
     cmd += ["--seed", str(args.seed)] + (["--threads", str(args.threads)] if args.threads else [])
-    log = work / f"child_{n}.log"
-    t0 = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    text = log.read_text()
-    if proc.returncode != 0:
-        raise RuntimeError(f"child for {n} images failed ({proc.returncode}):\n{text[-3000:]}")
-    line = next(x for x in text.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
-    result["wait4_peak_mb"] = usage.ru_maxrss / 1024
-    result["process_wall_s"] = wall
-    return result
+    job = Job(f"child_{n}", cmd)
+    run_jobs([job], 1, work, threads=0)  # torch's threads: --threads, as the rule sets them
+    return {**job.report, "wait4_peak_mb": job.wait4_mb, "process_wall_s": job.wall}
 
 
 def main(argv=None) -> None:
@@ -145,21 +130,12 @@ def main(argv=None) -> None:
         child(args)
         return
 
-    from vlmbinding.data import toyshapes as ds
-    from vlmbinding.data.vocab import Vocabulary
-
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_memory_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        most = max(args.counts)
-        counts = [1, 2, 3, 4, 5]
-        t0 = time.perf_counter()
-        images, _ = ds.generate_dataset(
-            work / "images", Vocabulary(), counts, -(-most // len(counts)), args.seed
-        )
+        seconds = toy_dataset(work, max(args.counts), args.seed)
         table = work / "images.parquet"
-        ds.write_table(images, table)
-        print(f"drew {len(images)} images in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"drew the images in {seconds:.1f} s", flush=True)
         results = []
         share = CpuShare()
         for n in args.counts:

@@ -48,12 +48,9 @@ def parse(argv=None):
 
 def scenes():
     """Objects table, image ids, presence, object counts of the paper's 500 images."""
-    try:  # the library's layout after the reorganisation by stage
-        from vlmbinding.data.toyshapes import sample_scenes
-        from vlmbinding.data.vocab import Vocabulary, presence_matrix
-    except ImportError:
-        from vlmbinding.dataset import sample_scenes
-        from vlmbinding.vocab import Vocabulary, presence_matrix
+    from vlmbinding.data.toyshapes import sample_scenes
+    from vlmbinding.data.vocab import Vocabulary, presence_matrix
+
     vocab = Vocabulary()
     objects = sample_scenes(vocab, [1, 2, 3, 4, 5], 100, seed=0)
     ids = list(dict.fromkeys(objects["image_id"]))

@@ -6,16 +6,22 @@ all/no_position: 480 specifications x 2 metrics, 1000 feature-bootstrap resample
 Mantel permutations each) takes at most 3 minutes of wall time from the store to
 specifications.parquet, and no job's peak resident memory reaches 4 GB.
 
-Set-up (not timed): the dataset and the synthetic store of `bench_analysis.py` (500 images
-x 257 tokens x 24 layers x 1024 neurons, float16, zstd level 1, planted feature neurons and
-embedding directions), made by that script's own functions; an existing complete store of
-the right shape is reused (--store).
+The grid is the workflow config's `robustness` block (config/config.yaml with its schema's
+defaults), each of --top-k, --n-neurons, --pools, --bootstrap, --permutations, --seed
+overriding its key.
 
-Timed, each job in a fresh Python process as Snakemake runs `script:` rules, at most --cores
-at once, OMP/OpenBLAS/MKL threads 1 per job (Snakemake sets them to the rules' threads: 1):
-  specification_neurons layer L  (one per block in any pool: all 24)
-  separability                   (measure_separability.py; the grid reuses its table)
-  assemble                       (assemble_specifications.py: every specification)
+Set-up (not timed): the dataset and the synthetic store of `bench_analysis.py` (500 images
+x 257 tokens x 24 layers x 1024 neurons, float16, planted feature neurons and embedding
+directions), made by that script's own functions; an existing complete store of the right
+shape is reused (--store).
+
+Timed, each job in a fresh Python process as Snakemake runs `script:` rules, by the job
+runner of benchmarks/_common.py, at most --cores at once, OMP/OpenBLAS/MKL threads 1 per
+job (Snakemake sets them to the rules' threads: 1):
+  layer L        steps.layer_specifications    (specification_neurons.py; every block in
+                                               any pool: all 24)
+  separability   steps.measure_separability    (measure_separability.py; the grid reuses it)
+  assemble       steps.assemble_specifications (assemble_specifications.py)
 Peak RSS per job is that process's VmHWM (see bench_analysis.py for why not ru_maxrss).
 
 Command (from the repository root):
@@ -28,21 +34,13 @@ Command (from the repository root):
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import bench_analysis as ba
-from _common import CpuShare, vm_hwm_mb
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+from _common import CpuShare, Job, job_argv, run_jobs
 
 
 def parse_args(argv=None):
@@ -51,36 +49,39 @@ def parse_args(argv=None):
     p.add_argument("--store", default=None)
     p.add_argument("--keep", action="store_true")
     p.add_argument("--images", type=int, default=500)
-    p.add_argument("--depth", type=int, default=24)
-    p.add_argument("--width", type=int, default=1024)
-    p.add_argument("--embed-dim", type=int, default=768)
-    p.add_argument("--chunk-images", type=int, default=32)
+    p.add_argument("--arch", default="ViT-L-14")
+    p.add_argument("--depth", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--embed-dim", type=int, default=None)
+    p.add_argument("--chunk-images", type=int, default=None)
+    p.add_argument("--config", default=None, help="workflow config (config/config.yaml)")
     p.add_argument("--cores", type=int, default=2)
-    p.add_argument("--top-k", type=int, nargs="+", default=[10, 30, 100])
-    p.add_argument("--n-neurons", type=int, nargs="+", default=[100, 1000])
-    p.add_argument("--pools", nargs="+", default=["last-10", "all", "thirds"])
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--permutations", type=int, default=999)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=int, nargs="+", default=None)
+    p.add_argument("--n-neurons", type=int, nargs="+", default=None)
+    p.add_argument("--pools", nargs="+", default=None, help="robustness.layers")
+    p.add_argument("--bootstrap", type=int, default=None)
+    p.add_argument("--permutations", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
     p.add_argument("--layer", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def analysis_args(args):
-    """The bench_analysis namespace for the same workdir and store (set-up and separability)."""
-    return ba.parse_args(
-        [
-            f"--workdir={args.workdir}",
-            f"--store={args.store}",
-            f"--images={args.images}",
-            f"--depth={args.depth}",
-            f"--width={args.width}",
-            f"--embed-dim={args.embed_dim}",
-            f"--chunk-images={args.chunk_images}",
-            f"--seed={args.seed}",
-        ]
-    )
+    """The bench_analysis namespace for the same workdir, store and config."""
+    shared = ("workdir", "store", "images", "arch", "depth", "width", "embed_dim")
+    shared += ("chunk_images", "config")
+    keep = argparse.Namespace(**{k: getattr(args, k) for k in shared})
+    return ba.parse_args(job_argv(keep))
+
+
+def grid(args) -> dict:
+    """The config's robustness block with this run's overrides."""
+    block = dict(ba.settings(analysis_args(args))["robustness"])
+    overrides = {"top_k": args.top_k, "n_neurons": args.n_neurons, "layers": args.pools}
+    overrides |= {"bootstrap": args.bootstrap, "permutations": args.permutations}
+    overrides["seed"] = args.seed
+    return block | {k: v for k, v in overrides.items() if v is not None}
 
 
 def grid_dir(args) -> Path:
@@ -90,30 +91,29 @@ def grid_dir(args) -> Path:
 def pools(args) -> dict[str, list[int]]:
     from vlmbinding.analysis.specification import layer_pools
 
-    return layer_pools(args.pools, args.depth)
+    return layer_pools(grid(args)["layers"], ba.geometry(analysis_args(args))["layers"])
+
+
+def blocks(args) -> list[int]:
+    return sorted({b for pool in pools(args).values() for b in pool})
 
 
 # --- jobs ---------------------------------------------------------------------------------
 
 
 def job_layer(args) -> dict:
-    """specification_neurons.py for one block."""
-    t0 = time.perf_counter()
-    from vlmbinding.analysis.specification import layer_affinity_grid, usable_top_ks
-    from vlmbinding.data.reading import dataset_presence, open_checked_store
-    from vlmbinding.data.vocab import Vocabulary
-    from vlmbinding.extraction.store import layer_slice
+    from vlmbinding.analysis import steps
+    from vlmbinding.atomic import write_parquet
 
-    t1 = time.perf_counter()
-    p, vocab = ba.paths(analysis_args(args)), Vocabulary()
-    image_ids, presence = dataset_presence(p["images"], p["objects"], vocab)
-    acts = layer_slice(open_checked_store(p["store"], image_ids), args.layer)
-    t2 = time.perf_counter()
-    table = layer_affinity_grid(
-        args.layer, acts, presence, vocab.features, usable_top_ks(args.top_k, len(image_ids))
+    b, g = analysis_args(args), grid(args)
+    p = ba.paths(b)
+    neurons = {k: g[k] for k in ("top_k", "reduce", "tokens")}
+    return ba.timed(
+        lambda: steps.layer_specifications(
+            p["images"], p["objects"], p["store"], args.layer, ba.vocabulary(b), **neurons
+        ),
+        lambda table: write_parquet(table, grid_dir(args) / f"layer_{args.layer}.parquet"),
     )
-    table.to_parquet(grid_dir(args) / f"layer_{args.layer}.parquet", index=False)
-    return {"import_s": t1 - t0, "read_s": t2 - t1, "compute_s": time.perf_counter() - t2}
 
 
 def job_separability(args) -> dict:
@@ -121,35 +121,28 @@ def job_separability(args) -> dict:
 
 
 def job_assemble(args) -> dict:
-    """assemble_specifications.py."""
-    t0 = time.perf_counter()
-    import pandas as pd
+    from vlmbinding.analysis import steps
+    from vlmbinding.atomic import write_parquet
 
-    from vlmbinding.analysis.specification import specification_summary, specification_table
-    from vlmbinding.data.vocab import Vocabulary
+    b = analysis_args(args)
+    s = ba.settings(b)
+    layers = [grid_dir(args) / f"layer_{x}.parquet" for x in blocks(args)]
 
-    t1 = time.perf_counter()
-    p = ba.paths(analysis_args(args))
-    layer_pools = pools(args)
-    blocks = sorted({b for pool in layer_pools.values() for b in pool})
-    grid = pd.concat(
-        [pd.read_parquet(grid_dir(args) / f"layer_{b}.parquet") for b in blocks],
-        ignore_index=True,
+    def write(result):
+        write_parquet(result[0], grid_dir(args) / "specifications.parquet")
+        result[1].to_csv(grid_dir(args) / "summary.tsv", sep="\t", index=False)
+
+    return ba.timed(
+        lambda: steps.assemble_specifications(
+            layers,
+            ba.paths(b)["separability"],
+            ba.vocabulary(b),
+            pools(args),
+            grid(args),
+            s["selection"]["ratio_threshold"],
+        ),
+        write,
     )
-    t2 = time.perf_counter()
-    table = specification_table(
-        grid,
-        pd.read_parquet(p["separability"]),
-        Vocabulary().feature_kinds,
-        layer_pools,
-        args.n_neurons,
-        n_boot=args.bootstrap,
-        n_perm=args.permutations,
-        seed=args.seed,
-    )
-    table.to_parquet(grid_dir(args) / "specifications.parquet", index=False)
-    specification_summary(table).to_csv(grid_dir(args) / "summary.tsv", sep="\t", index=False)
-    return {"import_s": t1 - t0, "read_s": t2 - t1, "compute_s": time.perf_counter() - t2}
 
 
 JOBS = {"layer": job_layer, "separability": job_separability, "assemble": job_assemble}
@@ -159,57 +152,14 @@ JOBS = {"layer": job_layer, "separability": job_separability, "assemble": job_as
 
 
 def command(args, kind: str, layer: int | None = None) -> list[str]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--job", kind]
-    if layer is not None:
-        cmd += ["--layer", str(layer)]
-    for name in ("workdir", "store", "images", "depth", "width", "embed_dim", "chunk_images"):
-        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    cmd += ["--top-k", *map(str, args.top_k), "--n-neurons", *map(str, args.n_neurons)]
-    cmd += ["--pools", *args.pools, f"--bootstrap={args.bootstrap}"]
-    cmd += [f"--permutations={args.permutations}", f"--seed={args.seed}"]
-    return cmd
-
-
-def run(args, jobs: list[tuple[str, str, int | None, list[str]]]) -> tuple[float, dict]:
-    """Run (name, kind, layer, deps) jobs along their dependencies, --cores at once."""
-    env = {**os.environ, **dict.fromkeys(ba.THREAD_VARIABLES, "1")}
-    logs = Path(args.workdir) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    waiting, running, done, out = list(jobs), {}, {}, {}
-    t0 = time.perf_counter()
-    while waiting or running:
-        for job in [j for j in waiting if set(j[3]) <= set(done)]:
-            if len(running) >= args.cores:
-                break
-            waiting.remove(job)
-            log = open(logs / f"{job[0]}.log", "w")  # noqa: SIM115 - closed when it ends
-            proc = subprocess.Popen(
-                command(args, job[1], job[2]), stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-            running[proc.pid] = (job, log, time.perf_counter() - t0)
-        pid, status, _ = os.wait4(-1, 0)
-        if pid not in running:
-            continue
-        job, log, start = running.pop(pid)
-        log.close()
-        text = (logs / f"{job[0]}.log").read_text()
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"job {job[0]} failed:\n{text[-4000:]}")
-        report = json.loads([x for x in text.splitlines() if x.startswith("RESULT ")][-1][7:])
-        report["wall_s"] = time.perf_counter() - t0 - start
-        done[job[0]] = report
-        out[job[0]] = report
-    return time.perf_counter() - t0, out
+    cmd = [sys.executable, str(Path(__file__).resolve()), *job_argv(args), "--job", kind]
+    return cmd + (["--layer", str(layer)] if layer is not None else [])
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.job is not None:
-        report = JOBS[args.job](args)
-        report["vm_hwm_mb"] = vm_hwm_mb()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        report["cpu_s"] = usage.ru_utime + usage.ru_stime
-        print("RESULT " + json.dumps(report), flush=True)
+        ba.run_job(args, JOBS)
         return
     temp_work = args.workdir is None
     args.workdir = str(Path(args.workdir or tempfile.mkdtemp(prefix="bench_spec_")).resolve())
@@ -219,21 +169,20 @@ def main(argv=None) -> None:
     try:
         ba.paths(b)["separability"].parent.mkdir(parents=True, exist_ok=True)
         grid_dir(args).mkdir(parents=True, exist_ok=True)
-        ba.ensure_dataset(b)
-        if ba.store_is_usable(b):
-            print(f"reusing the complete store {args.store}", flush=True)
-        else:
-            store_existed = False
-            print(f"creating {args.store} (not timed) ...", flush=True)
-            ba.run_jobs(b, [ba.Job("create_store", "create_store")], 1)
-        layer_pools = pools(args)
-        blocks = sorted({x for pool in layer_pools.values() for x in pool})
-        jobs = [(f"layer_{x}", "layer", x, []) for x in blocks]
-        jobs += [("separability", "separability", None, [])]
-        jobs += [("assemble", "assemble", None, [j[0] for j in jobs])]
+        create, _, _ = ba.prepare(b)
+        store_existed = store_existed and create is None
+        jobs = [Job(f"layer_{x}", command(args, "layer", x), kind="layer") for x in blocks(args)]
+        jobs.append(Job("separability", command(args, "separability"), kind="separability"))
+        jobs.append(Job("assemble", command(args, "assemble"), [j.name for j in jobs]))
         share = CpuShare()
-        total, reports = run(args, jobs)
-        summarise(args, total, reports, layer_pools, share.report())
+        total = run_jobs(jobs, args.cores, Path(args.workdir) / "logs", threads=1)
+        summarise(
+            args,
+            total,
+            {j.name: {**j.report, "wall_s": j.wall} for j in jobs},
+            pools(args),
+            share.report(),
+        )
     finally:
         if not args.keep:
             if not store_existed:
@@ -249,24 +198,27 @@ def summarise(args, total, reports, layer_pools, sharing) -> None:
 
     specs = pd.read_parquet(grid_dir(args) / "specifications.parquet")
     layers = {k: v for k, v in reports.items() if k.startswith("layer_")}
+    geo, g = ba.geometry(analysis_args(args)), grid(args)
     print()
     print(
-        f"store {args.images} x 257 x {args.depth}x{args.width} float16; pools "
-        f"{list(layer_pools)}; top_k {args.top_k}; n_neurons {args.n_neurons}; "
-        f"{args.bootstrap} bootstrap / {args.permutations} permutations; {args.cores} jobs at once"
+        f"store {args.images} x {geo['tokens']} x {geo['layers']}x{geo['width']}; pools "
+        f"{list(layer_pools)}; top_k {g['top_k']}; n_neurons {g['n_neurons']}; reduce "
+        f"{g['reduce']}; tokens {g['tokens']}; {g['bootstrap']} bootstrap / "
+        f"{g['permutations']} permutations; {args.cores} jobs at once"
     )
     print(sharing)
     walls = [r["wall_s"] for r in layers.values()]
     print(
-        f"per-block jobs: {len(layers)}, {min(walls):.1f}-{max(walls):.1f} s each (read "
-        f"{sum(r['read_s'] for r in layers.values()) / len(layers):.1f} s, compute "
-        f"{sum(r['compute_s'] for r in layers.values()) / len(layers):.1f} s mean), peak RSS "
+        f"per-block jobs: {len(layers)}, {min(walls):.1f}-{max(walls):.1f} s each (imports "
+        f"{sum(r['import_s'] for r in layers.values()) / len(layers):.1f} s, "
+        "steps.layer_specifications "
+        f"{sum(r['step_s'] for r in layers.values()) / len(layers):.1f} s mean), peak RSS "
         f"max {max(r['vm_hwm_mb'] for r in layers.values()):.0f} MiB"
     )
     for name in ("separability", "assemble"):
         r = reports[name]
         print(
-            f"{name}: wall {r['wall_s']:.1f} s (compute {r['compute_s']:.1f} s), "
+            f"{name}: wall {r['wall_s']:.1f} s (library call {r['step_s']:.1f} s), "
             f"peak RSS {r['vm_hwm_mb']:.0f} MiB"
         )
     peak = max(r["vm_hwm_mb"] for r in reports.values())

@@ -111,6 +111,15 @@ def test_a_truncated_png_is_caught(mine):
     _fails(table, folder, "img_00004.png is not a readable image")
 
 
+def test_an_image_over_pils_pixel_limit_names_file_size_and_limit(mine, monkeypatch):
+    folder, table = mine
+    Image.new("RGB", (300, 200), "white").save(folder / "img_00004.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # the file is over twice that
+    _fails(table, folder, "img_00004.png is 300 x 200 = 60,000 pixels", "limit of 20,000")
+    _fails(table, folder, "MAX_IMAGE_PIXELS", "downscale")
+    assert Image.MAX_IMAGE_PIXELS == 20_000  # the limit is left as it was
+
+
 def test_rgba_and_grayscale_become_rgb_on_white_and_are_logged(mine, tmp_path, caplog):
     folder, table = mine
     rgb = Image.open(folder / "img_00000.png")

@@ -106,3 +106,29 @@ def test_centered_outputs_have_zero_mean_and_reference_preprocessing_skips_norma
     assert root.attrs["preprocess"] == "reference"
     x = act.reference_preprocess(56)(Image.open(paths[0]))
     assert x.shape == (3, 56, 56) and x.min() >= 0 and x.max() <= 1 and x.max() == 1.0
+
+
+@pytest.mark.parametrize("store", ["tokens", "reduced"])
+def test_nan_weights_name_the_block_and_the_images(tmp_path, images, store):
+    paths, ids = images
+    loaded = tiny_model()
+    with torch.no_grad():
+        act.blocks(loaded.model)[1].mlp.c_fc.weight[0, 0] = float("nan")
+    out = tmp_path / "nan.zarr"
+    with pytest.raises(act.NonFiniteActivations) as err:
+        act.extract_activations(loaded, paths, ids, out, batch_size=4, store=store)
+    message = str(err.value)
+    assert "non-finite values" in message and "block 1 (0-based)" in message
+    assert f"images {ids[0]}, {ids[1]}" in message and "checkpoint" in message
+    assert not out.exists() and not act.st.partial_path(out).exists()
+
+
+def test_check_finite_names_the_embedding_and_passes_finite_batches():
+    act.check_finite(np.ones((4, 3), dtype=bool), 0, ["a", "b", "c"])
+    finite = np.ones((4, 3), dtype=bool)
+    finite[3, 2] = False  # only the embedding of the third image
+    with pytest.raises(act.NonFiniteActivations, match=r"image embedding, for images z\b"):
+        act.check_finite(finite, 5, ["a"] * 7 + ["z"], "float32")
+    finite[1:, :] = False
+    with pytest.raises(act.NonFiniteActivations, match="block 1 .* and 1 later block.*float16"):
+        act.check_finite(finite, 0, ["a", "b", "c"], "float16")

@@ -1,10 +1,8 @@
 """Rule gather_neurons: concatenate the per-block neuron tables."""
 
-import pandas as pd
-
+from vlmbinding.analysis.steps import gather_tables
 from vlmbinding.atomic import write_parquet
 from vlmbinding.logs import to_file
 
 to_file(snakemake.log[0])
-tables = [pd.read_parquet(path) for path in snakemake.input]
-write_parquet(pd.concat(tables, ignore_index=True), snakemake.output.table)
+write_parquet(gather_tables(snakemake.input), snakemake.output.table)

@@ -1,24 +1,18 @@
 """Rule neuron_statistics: affinities, entropy and top images of one block's neurons."""
 
-from vlmbinding.analysis.neurons import neuron_table
+from vlmbinding.analysis.steps import layer_neurons
 from vlmbinding.atomic import write_parquet
-from vlmbinding.data.reading import dataset_presence, open_checked_store
 from vlmbinding.data.vocab import Vocabulary
-from vlmbinding.extraction.store import reduced_layer
 from vlmbinding.logs import to_file
 
 to_file(snakemake.log[0])
-vocab = Vocabulary.from_config(snakemake.params.vocabulary)
-p = snakemake.params.neurons
-layer = int(snakemake.wildcards.layer)
-image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.objects, vocab)
-root = open_checked_store(snakemake.input.store, image_ids)
-table = neuron_table(
-    layer,
-    reduced_layer(root, layer, p["reduce"], p["tokens"]),
-    presence,
-    vocab.features,
-    image_ids,
-    p["top_k"],
+i = snakemake.input
+table = layer_neurons(
+    i.images,
+    i.objects,
+    i.store,
+    int(snakemake.wildcards.layer),
+    Vocabulary.from_config(snakemake.params.vocabulary),
+    **snakemake.params.neurons,
 )
 write_parquet(table, snakemake.output.table)

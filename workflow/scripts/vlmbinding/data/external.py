@@ -88,12 +88,32 @@ def inspect_image(path: Path) -> tuple[str, int, int]:
         with Image.open(path) as im:
             mode, (width, height) = im.mode, im.size
             im.verify()  # reads the file through: a truncated or garbled one fails here
+    except Image.DecompressionBombError:
+        raise DatasetError(too_large(path)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(
             f"{path} is not a readable image ({type(e).__name__}: {e}); is it a text file or "
             "an interrupted download? Replace it with the image or remove its rows"
         ) from None
     return mode, width, height
+
+
+def too_large(path: Path) -> str:
+    """Why PIL refuses `path`: its size against PIL's decompression-bomb limit."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # only to read the header's size; restored below
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return (
+        f"{path} is {width} x {height} = {width * height:,} pixels, more than twice PIL's "
+        f"limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS, its guard against decompression "
+        "bombs), so PIL refuses to open it. The model sees every image at a few hundred "
+        "pixels a side: downscale it, e.g. `mogrify -resize '4096x4096>' <file>` "
+        "(ImageMagick), and run again"
+    )
 
 
 def inspect_images(files: dict[str, Path]) -> pd.DataFrame:

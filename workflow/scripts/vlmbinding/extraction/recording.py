@@ -30,6 +30,7 @@ from PIL import Image
 from torchvision import transforms
 
 from vlmbinding.extraction import store as st
+from vlmbinding.extraction.metadata import store_arrays, store_attributes, token_order  # noqa: F401
 from vlmbinding.extraction.store import layer_slice, open_store  # noqa: F401 - re-exported for callers
 from vlmbinding.models import towers
 
@@ -143,21 +144,6 @@ def image_batches(
             yield start, images
 
 
-def store_arrays(mode: str, n_layers: int, width: int, tokens: int, embed_dim: int, dtype: str):
-    """The arrays of a store: name -> (shape after the image axis, dtype, dimension names)."""
-    neurons = n_layers * width
-    if mode == "tokens":
-        arrays = {"mlp_out": ((tokens, neurons), dtype, ["image", "token", "neuron"])}
-    elif mode == "reduced":
-        arrays = {
-            n: ((neurons,), "float32", ["image", "neuron"]) for n in st.REDUCED_ARRAYS.values()
-        }
-    else:
-        raise ValueError(f"activations.store must be one of {st.MODES}, not {mode!r}")
-    arrays["embeddings"] = ((embed_dim,), "float32", ["image", "dim"])
-    return arrays
-
-
 def device_outputs(
     layers: list[torch.Tensor], emb: torch.Tensor, mode: str, n_prefix: int = 1
 ) -> dict:
@@ -165,8 +151,12 @@ def device_outputs(
     `mlp_out/<layer>` (mode tokens) or the token reductions (`patches`: without the first
     `n_prefix` tokens, class token and registers). `layers` are already in the storage
     dtype, so the reductions see exactly the values a tokens-mode store holds (mean
-    accumulated in float32, max exact)."""
+    accumulated in float32, max exact). `finite` [layer + 1, image]: is every value of that
+    image's block output (the last row: its embedding) finite (one pass per block on the
+    device; copied to the host with the rest, so checking it costs no extra wait)."""
     out = {"embeddings": emb.float()}
+    finite = [torch.isfinite(x).flatten(1).all(dim=1) for x in [*layers, emb]]
+    out["finite"] = torch.stack(finite)
     if mode == "tokens":
         out.update({f"mlp_out/{i}": x for i, x in enumerate(layers)})
         return out
@@ -219,6 +209,31 @@ class HostCopies:
         return {k: b.numpy() for k, b in bufs.items()}, event.synchronize, release
 
 
+class NonFiniteActivations(ValueError):
+    """The model produced NaN or infinite values; the message names the block and images."""
+
+
+def check_finite(finite: np.ndarray, start: int, image_ids=None, dtype: str = "") -> None:
+    """Raise NonFiniteActivations if `finite` [block + 1, image] (device_outputs) is False
+    anywhere: a NaN would otherwise be stored as the arrays' fill value (a chunk of only
+    NaN is never written, and the store fails its close with a missing chunk)."""
+    if finite.all():
+        return
+    blocks_bad = np.flatnonzero(~finite.all(axis=1))  # the last row is the embedding
+    rows = np.flatnonzero(~finite.all(axis=0))
+    ids = [str(image_ids[start + r]) if image_ids is not None else f"row {start + r}" for r in rows]
+    first, n_blocks = int(blocks_bad[0]), len(finite) - 1
+    where = "image embedding" if first == n_blocks else f"MLP output of block {first} (0-based)"
+    if len(blocks_bad) > 1 and blocks_bad[1] < n_blocks:
+        where += f" and {int(sum(blocks_bad < n_blocks)) - 1} later block(s)"
+    hint = " (a float16 store overflows above 65,504: try activations.dtype: float32)"
+    raise NonFiniteActivations(
+        f"the model produced non-finite values (NaN or infinity) in the {where}, for images "
+        f"{', '.join(ids[:5])}{f' and {len(ids) - 5} more' if len(ids) > 5 else ''}: check "
+        f"the checkpoint's weights for NaN/inf{hint if dtype == 'float16' else ''}"
+    )
+
+
 WRITERS = 4  # concurrent chunk-file writes per batch (benchmarks/bench_store.py)
 
 
@@ -226,8 +241,11 @@ class BatchWriter:
     """Writes batches into the store's arrays on a thread behind a bounded queue (depth 0:
     in the caller's thread). An error in the writer is raised by the next put or close."""
 
-    def __init__(self, root, depth: int, per_layer: bool = True, file_writers: int = WRITERS):
+    def __init__(
+        self, root, depth: int, per_layer=True, file_writers=WRITERS, image_ids=None, dtype=""
+    ):
         self.root, self.error, self.per_layer = root, None, per_layer
+        self.image_ids, self.dtype = image_ids, dtype
         self.arrays = dict(root.arrays())  # looked up once: each lookup reads metadata
         self.mlp_out = self.arrays.get("mlp_out")
         self.files = (  # a batch's layer files written concurrently (st.write_layer_chunks)
@@ -243,6 +261,9 @@ class BatchWriter:
     def _write(self, start, arrays, ready, release):
         try:
             ready()
+            if "finite" in arrays:
+                arrays = dict(arrays)
+                check_finite(arrays.pop("finite"), start, self.image_ids, self.dtype)
             layers = [v for k, v in arrays.items() if k.startswith("mlp_out/")]
             for name, values in arrays.items():
                 if not name.startswith("mlp_out/"):
@@ -330,7 +351,9 @@ def extract_activations(
     t0, done = time.time(), 0
     try:
         with st.zarr_threads(encode_threads):
-            writer = BatchWriter(root, 2 if overlap else 0, layout == "layer-chunks")
+            writer = BatchWriter(
+                root, 2 if overlap else 0, layout == "layer-chunks", WRITERS, image_ids, dtype
+            )
             loader = image_batches(
                 image_paths, transform, batch_size, workers if overlap else 0, pin=cuda
             )
@@ -353,56 +376,26 @@ def extract_activations(
                 writer.close(reraise=False)
                 raise
             writer.close()
-        attrs = store_attributes(loaded, geometry, n_layers, width, model_name)
-        attrs.update(
-            {
-                "preprocess": preprocess,
-                "center_mlp_out": center_mlp_out,
-                "dtype": dtype,
-                "mode": store,
-                "reduction": "none (per token)" if store == "tokens" else REDUCTION_NOTE,
-                "codec": codec,
-                "compression_level": compression_level,
-                "layout": layout,
-                "autocast": autocast,
-                "image_ids": list(image_ids),
-            }
-        )
+        identity = {
+            "name": model_name,
+            "arch": loaded.arch,
+            "weights": loaded.weights,
+            "quick_gelu": loaded.quick_gelu,
+        }
+        settings = {
+            "preprocess": preprocess,
+            "center_mlp_out": center_mlp_out,
+            "dtype": dtype,
+            "store": store,
+            "codec": codec,
+            "compression_level": compression_level,
+            "layout": layout,
+            "autocast": autocast,
+        }
+        attrs = store_attributes(identity, geometry, n_layers, image_ids, settings)
         st.close_store(root, out_path, attrs)
     except BaseException:
         shutil.rmtree(st.partial_path(out_path), ignore_errors=True)
         raise
     log.info(f"wrote {out_path} in {time.time() - t0:.1f} s")
     return out_path
-
-
-REDUCTION_NOTE = (
-    "mlp_mean/mlp_max: mean (float32 accumulation) and max over all tokens of the "
-    "storage-dtype values; *_patches: the same without the prefix tokens (CLS, registers)"
-)
-
-
-def store_attributes(loaded, geometry, n_layers, width, model_name) -> dict:
-    return {
-        "model": model_name,
-        "arch": loaded.arch,
-        "weights": str(loaded.weights),
-        "quick_gelu": loaded.quick_gelu,
-        "layers": n_layers,
-        "width": width,
-        "neuron_index": "layer * width + unit",
-        "tokens": geometry["tokens"],
-        "n_prefix_tokens": geometry["n_prefix_tokens"],
-        "cls_token": geometry["cls_token"],
-        "n_registers": geometry["n_registers"],
-        "tower": geometry["family"],
-        "pool": geometry["pool"],
-        "token_grid": [geometry["grid"], geometry["grid"]],
-        "token_order": towers.token_order(geometry),
-        "image_size": geometry["image_size"],
-        "patch_size": geometry["patch_size"],
-        "embed_dim": geometry["embed_dim"],
-        "mlp_out": "output of each block's MLP before the residual add",
-        "embeddings": "final projected image embedding, float32, not normalised",
-        "image": "image ids, rows in images.parquet order (also in the image_ids attribute)",
-    }

@@ -146,13 +146,3 @@ def check_geometry(model: torch.nn.Module, geometry: dict, name: str = "") -> No
             f"model {name or geometry.get('timm_model', '')}: the built tower has {depth} "
             f"blocks and a {grid} patch grid, its config says {geometry['layers']} and {want}"
         )
-
-
-def token_order(geometry: dict) -> str:
-    """How the token axis is laid out: prefix tokens, then patches row by row."""
-    n = geometry["n_prefix_tokens"]
-    prefix = ["CLS"] * bool(geometry["cls_token"]) + [
-        f"{geometry['n_registers']} register(s)"
-    ] * bool(geometry["n_registers"])
-    head = ", then ".join(prefix) + ", then " if prefix else ""
-    return f"{head}patches row by row (token {n} + row * grid + col)"

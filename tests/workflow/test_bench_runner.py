@@ -1,0 +1,46 @@
+"""The benchmarks' one job runner and the settings their jobs get (benchmarks/_common.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import _common  # noqa: E402
+import bench_analysis  # noqa: E402
+
+
+def _job(name, code, deps=()):
+    return _common.Job(name, [sys.executable, "-c", code], list(deps))
+
+
+def test_jobs_run_after_their_dependencies_and_report(tmp_path):
+    out = tmp_path / "order.txt"
+    write = f"open({str(out)!r}, 'a').write('{{}}\\n'); print('RESULT {{{{\"x\": 1}}}}')"
+    jobs = [
+        _job("last", write.format("last"), deps=["a", "b"]),
+        _job("a", write.format("a")),
+        _job("b", write.format("b")),
+    ]
+    _common.run_jobs(jobs, 2, tmp_path / "logs")
+    assert out.read_text().split()[-1] == "last"
+    assert all(j.report == {"x": 1} and j.end >= j.start for j in jobs)
+    assert jobs[0].start >= max(jobs[1].end, jobs[2].end)
+
+
+def test_a_failed_job_raises_with_its_log(tmp_path):
+    with pytest.raises(RuntimeError, match=r"job bad failed \(1\):\swent wrong"):
+        _common.run_jobs([_job("bad", "raise SystemExit('went wrong')")], 1, tmp_path)
+
+
+def test_jobs_get_the_parents_settings_from_the_workflow_config():
+    args = bench_analysis.parse_args(["--workdir=/w", "--store=/s", "--images=100", "--top-k=7"])
+    again = bench_analysis.parse_args(_common.job_argv(args))
+    assert vars(again) == {**vars(args), "keep": False}
+    s = bench_analysis.settings(again)
+    assert s["neurons"] == {"top_k": 7, "reduce": "mean", "tokens": "all"}  # config defaults
+    assert s["statistics"]["bootstrap"] == _common.workflow_config()["analysis"]["bootstrap"]
+    assert bench_analysis.geometry(again)["tokens"] == 257  # ViT-L-14 at 224 px

@@ -1,0 +1,145 @@
+"""The superposition analysis step by step, from the workflow's files to its tables.
+
+Each analysis rule script reads its Snakemake inputs and params, calls one function here
+and writes what it returns; `benchmarks/bench_analysis.py` and `bench_specification.py`
+time the same functions, so a benchmark measures what the workflow runs. The keyword
+arguments are named as the rules' `params:` blocks name them (`top_k`, `reduce`, `tokens`,
+`bootstrap`, ...), so a block passes as `**params`. Torch-free: the store is read through
+`vlmbinding.extraction.store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlmbinding.data.reading import dataset_presence, open_checked_store
+from vlmbinding.data.vocab import Vocabulary, all_pairs
+from vlmbinding.extraction import store as st
+
+Paths = Sequence[str | Path]
+
+
+def dataset_and_store(
+    images, objects, store, vocab: Vocabulary
+) -> tuple[list[str], np.ndarray, object]:
+    """(image ids, presence [image, feature], the opened store), the store checked to hold
+    the rows of images.parquet in order."""
+    image_ids, presence = dataset_presence(images, objects, vocab)
+    return image_ids, presence, open_checked_store(store, image_ids)
+
+
+def layer_neurons(
+    images, objects, store, layer: int, vocab: Vocabulary, top_k: int, reduce: str, tokens: str
+) -> pd.DataFrame:
+    """Rule neuron_statistics: one block's neurons (affinities, entropy, top images) from
+    its activations reduced over each image's tokens (METHOD.md 2-3)."""
+    from vlmbinding.analysis.neurons import neuron_table
+
+    image_ids, presence, root = dataset_and_store(images, objects, store, vocab)
+    acts = st.reduced_layer(root, layer, reduce, tokens)
+    return neuron_table(layer, acts, presence, vocab.features, image_ids, top_k)
+
+
+def gather_tables(tables: Paths) -> pd.DataFrame:
+    """Rule gather_neurons: the per-block tables in one, in the order given."""
+    return pd.concat([pd.read_parquet(path) for path in tables], ignore_index=True)
+
+
+def score_superposition(
+    neurons, vocab: Vocabulary, n_neurons: int, ratio_threshold: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rule score_superposition: (the n_neurons lowest-entropy neurons, S of every feature
+    pair over them) from the gathered neuron table (METHOD.md 4)."""
+    from vlmbinding.analysis.neurons import select_feature_neurons, superposition_scores
+
+    selected = select_feature_neurons(pd.read_parquet(neurons), n_neurons)
+    pairs = all_pairs(vocab.features)
+    return selected, superposition_scores(selected, vocab.features, pairs, ratio_threshold)
+
+
+def measure_separability(images, objects, store, vocab: Vocabulary, pca_variance: float):
+    """Rule measure_separability: D and M of every feature pair in the embedding space,
+    full and PCA (METHOD.md 5)."""
+    from vlmbinding.analysis.separability import separability_table
+
+    _, presence, root = dataset_and_store(images, objects, store, vocab)
+    pairs = all_pairs(vocab.features)
+    return separability_table(st.embeddings(root), presence, vocab.features, pairs, pca_variance)
+
+
+def correlate_superposition(
+    superposition, separability, vocab: Vocabulary, bootstrap: int, permutations: int, seed: int
+) -> pd.DataFrame:
+    """Rule correlate_superposition: S against D and M with bootstrap intervals (features
+    resampled) and Mantel tests (feature labels permuted) (METHOD.md 6)."""
+    from vlmbinding.analysis.correlation import correlation_table
+
+    return correlation_table(
+        pd.read_parquet(superposition),
+        pd.read_parquet(separability),
+        vocab.feature_kinds,
+        n_boot=bootstrap,
+        n_perm=permutations,
+        seed=seed,
+    )
+
+
+def layer_specifications(
+    images,
+    objects,
+    store,
+    layer: int,
+    vocab: Vocabulary,
+    top_k: Sequence[int],
+    reduce: Sequence[str],
+    tokens: Sequence[str],
+) -> pd.DataFrame:
+    """Rule specification_neurons: one block's affinities and entropy under every top_k,
+    reduce and tokens choice (the top_k values larger than the dataset dropped)."""
+    from vlmbinding.analysis.specification import layer_affinity_grid, usable_top_ks
+
+    image_ids, presence, root = dataset_and_store(images, objects, store, vocab)
+    return layer_affinity_grid(
+        layer,
+        st.layer_slice(root, layer),
+        presence,
+        vocab.features,
+        usable_top_ks(top_k, len(image_ids)),
+        reductions=reduce,
+        token_sets=tokens,
+        n_prefix=st.n_prefix_tokens(root),
+    )
+
+
+def assemble_specifications(
+    layers: Paths,
+    separability,
+    vocab: Vocabulary,
+    pools: Mapping[str, Sequence[int]],
+    grid: Mapping,
+    ratio_threshold: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rule assemble_specifications: (r(S, D) and r(S, M) under every specification, the
+    summary of their signs at `grid["alpha"]`). `grid` is the config's robustness block
+    (n_neurons, space, subset, bootstrap, permutations, seed, alpha); bootstrap resamples
+    features, the Mantel test permutes feature labels."""
+    from vlmbinding.analysis.specification import specification_summary, specification_table
+
+    table = specification_table(
+        gather_tables(layers),
+        pd.read_parquet(separability),
+        vocab.feature_kinds,
+        pools,
+        grid["n_neurons"],
+        spaces=grid["space"],
+        subsets=grid["subset"],
+        ratio_threshold=ratio_threshold,
+        n_boot=grid["bootstrap"],
+        n_perm=grid["permutations"],
+        seed=grid["seed"],
+    )
+    return table, specification_summary(table, grid["alpha"])
