@@ -104,9 +104,10 @@ def null_sections(null: pd.DataFrame, correlation: pd.DataFrame, top: int = 12):
         (
             "Correlation of S with D and M against the null S",
             "pearson_r: the observed S with D or M; null_mean/null_sd: r of the null S "
-            "(image labels permuted) with the same D or M; p: how often the null r is as far "
-            "from 0. A small p means the S-D (or S-M) relation is more than the features' "
-            "frequencies produce.",
+            "(image labels permuted) with the same D or M, which is not centred on 0; "
+            "z = (pearson_r - null_mean) / null_sd; p: how often the null r lies as far from "
+            "its own centre, on either side. A small p means the S-D (or S-M) relation "
+            "differs from what the features' frequencies give; z < 0: less than they give.",
             correlation,
         ),
     ]
