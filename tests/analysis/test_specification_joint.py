@@ -116,3 +116,27 @@ def test_mantel_and_joint_permutations_share_the_feature_as_unit():
     perms = sj.feature_permutations(F, 999, np.random.default_rng(0), sj.joint_strata(KINDS))
     p_joint = sj.permutation_p_matrix(sj.permuted_correlations(a[i : i + 1], b[i : i + 1], perms))
     assert abs(p_joint[0, 0] - p_mantel) < 0.03
+
+
+def test_specification_table_keeps_each_rows_matrices_and_marks_the_main_analysis():
+    from test_specification import _synthetic
+
+    from vlmbinding.analysis.separability import separability_table
+    from vlmbinding.analysis.specification import layer_affinity_grid, specification_table
+    from vlmbinding.data.vocab import all_pairs
+
+    presence, acts, emb = _synthetic(seed=2)
+    feats = list(KINDS)
+    grid = layer_affinity_grid(0, acts[:, :, :12], presence, feats, [10], ["mean"], ["all"])
+    sep = separability_table(emb, presence, feats, all_pairs(feats))
+    main = {"top_k": 10, "n_neurons": 50, "reduce": "mean", "tokens": "all", "blocks": [0]}
+    table, a, b = specification_table(
+        grid, sep, KINDS, {"all": [0]}, [8, 50], n_boot=100, n_perm=99, main=main,
+        keep_matrices=True,
+    )  # fmt: skip
+    assert a.shape == b.shape == (len(table), F, F)
+    r = sj.permuted_correlations(a, b, np.empty((0, F), dtype=int))[:, 0]
+    np.testing.assert_allclose(r, table["pearson_r"], atol=1e-12)
+    assert table["main"].sum() == 8 and table.loc[table["main"], "n_neurons"].eq(12).all()
+    joint = sj.joint_summary(table, a, b, KINDS, 49, 0)
+    assert list(joint["metric"]) == ["D", "M"] and joint["joint_p_share"].between(0, 1).all()

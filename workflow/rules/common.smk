@@ -341,26 +341,37 @@ def result_tables(wildcards):
 # --- robustness: the specification curve ----------------------------------------------
 
 from vlmbinding.analysis.specification import layer_pools  # noqa: E402
+from vlmbinding.analysis.specification_joint import grid_with_main, pools_with_main  # noqa: E402
 
 
 def robustness_params():
-    """The robustness block (the grid and its statistics), tracked for reruns."""
-    return sorted_dict(config["robustness"])
+    """The robustness block (the grid and its statistics), tracked for reruns; the main
+    analysis's settings are added to the grid's lists, so it is one of the specifications."""
+    return sorted_dict(grid_with_main(config["robustness"], config["analysis"]))
 
 
 def robustness_neuron_params():
     """Only what the per-block grid jobs use, so other grid edits do not rerun them."""
-    r = config["robustness"]
+    r = grid_with_main(config["robustness"], config["analysis"])
     return {"reduce": r["reduce"], "tokens": r["tokens"], "top_k": r["top_k"]}
 
 
 def robustness_pools(wildcards):
-    """Layer pool name -> blocks, for this model's depth."""
+    """Layer pool name -> blocks, for this model's depth; the main analysis's blocks are a
+    pool of their own (`main`) unless a pool has them already."""
     depth = model_geometry(MODELS[wildcards.model])["layers"]
     try:
-        return layer_pools(config["robustness"]["layers"], depth)
+        pools = layer_pools(config["robustness"]["layers"], depth)
     except ValueError as e:
         raise WorkflowError(f"{e} (models entry {wildcards.model!r})") from None
+    return pools_with_main(pools, LAYERS[wildcards.model])
+
+
+def robustness_main(wildcards):
+    """The main analysis's choices, to mark its specification."""
+    a = config["analysis"]
+    main = {k: a[k] for k in ("top_k", "n_neurons", "reduce", "tokens")}
+    return main | {"blocks": list(LAYERS[wildcards.model])}
 
 
 def robustness_layer_tables(wildcards):

@@ -37,6 +37,7 @@ rule assemble_specifications:
     params:
         grid=robustness_params(),
         pools=robustness_pools,
+        main=robustness_main,
         ratio_threshold=config["analysis"]["ratio_threshold"],
         vocabulary=vocabulary_params(),
     script:

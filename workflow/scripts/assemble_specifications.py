@@ -3,6 +3,7 @@
 import pandas as pd
 
 from vlmbinding.analysis.specification import specification_summary, specification_table
+from vlmbinding.analysis.specification_joint import joint_summary
 from vlmbinding.atomic import write_parquet
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
@@ -10,7 +11,7 @@ from vlmbinding.logs import to_file
 to_file(snakemake.log[0])
 vocab = Vocabulary.from_config(snakemake.params.vocabulary)
 grid = snakemake.params.grid
-table = specification_table(
+table, a, b = specification_table(
     pd.concat([pd.read_parquet(path) for path in snakemake.input.layers], ignore_index=True),
     pd.read_parquet(snakemake.input.separability),
     vocab.feature_kinds,
@@ -22,7 +23,12 @@ table = specification_table(
     n_boot=grid["bootstrap"],
     n_perm=grid["permutations"],
     seed=grid["seed"],
+    main=snakemake.params.main,
+    keep_matrices=True,
 )
 write_parquet(table, snakemake.output.table)
-summary = specification_summary(table, grid["alpha"])
+joint = joint_summary(
+    table, a, b, vocab.feature_kinds, grid["permutations"], grid["seed"], grid["alpha"]
+)
+summary = specification_summary(table, grid["alpha"]).merge(joint, on="metric", how="left")
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)
