@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vlmbinding.analysis.power import additive_share, minimum_detectable_r
 from vlmbinding.analysis.resampling import (
     METHODS,
     _rowwise_pearson,
@@ -52,6 +53,7 @@ CORRELATION_COLUMNS = [
     "feature_ci_high",
     "n_boot",
     "n_perm",
+    "mde_r",
 ]
 # Permuted statistics equal to the observed one up to summation order count as "as
 # extreme" (the same guard as scipy.stats.permutation_test).
@@ -204,21 +206,34 @@ def _correlate(
     n_perm: int,
     seed: int,
     strata: list[str] | None = None,
+    power_sims: int = 200,
 ) -> dict[str, float]:
     """Every statistic of S against `metric` over the (finite) rows of `pairs`.
 
     The pair-level ones (pearson_*, spearman_*) are conditional: they treat the pairs as
     independent. The Mantel p and the feature interval permute/resample features, within
-    `strata` (a label per feature) when given.
+    `strata` (a label per feature) when given. mde_r: `minimum_detectable_r` for these
+    features, pairs, strata and the additive shares of S and the metric (`power_sims` data
+    sets, seeded by `seed`; 0 skips it).
     """
     x, y = pairs["S"].to_numpy(float), pairs[metric].to_numpy(float)
-    names = CORRELATION_COLUMNS[4:16]
+    names = [*CORRELATION_COLUMNS[4:16], "mde_r"]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         log.warning("S vs %s: %d pairs or a constant column; no correlation", metric, len(x))
         return dict.fromkeys(names, np.nan)
     pr, sr = stats.pearsonr(x, y), stats.spearmanr(x, y)
     a, b = pairs_to_matrix(pairs, "S", features), pairs_to_matrix(pairs, metric, features)
     headline = dependence_aware(a, b, n_boot, n_perm, seed, strata=strata)
+    mde = np.nan
+    if power_sims:
+        mde = minimum_detectable_r(
+            len(features),
+            np.isfinite(a) & np.isfinite(b),
+            strata,
+            (additive_share(a), additive_share(b)),
+            n_sim=power_sims,
+            seed=seed,
+        )
     return {
         "pearson_r": float(pr.statistic),
         "pearson_p": float(pr.pvalue),
@@ -229,6 +244,7 @@ def _correlate(
         "mantel_p": headline["mantel_p"],
         "feature_ci_low": headline["feature_ci_low"],
         "feature_ci_high": headline["feature_ci_high"],
+        "mde_r": mde,
     }
 
 
@@ -241,6 +257,7 @@ def correlation_table(
     seed: int = 0,
     metrics: Sequence[str] = METRICS,
     within_kind: bool = False,
+    power_sims: int = 200,
 ) -> pd.DataFrame:
     """Correlations of S with D and M across feature pairs (METHOD.md section 6).
 
@@ -256,7 +273,10 @@ def correlation_table(
     subset's features. With `within_kind` both permute/resample features only among
     their own kind, for metrics defined only on same-kind pairs (binding accuracy: colour
     pairs and shape pairs). pearson_p/spearman_p and the pair-bootstrap pearson_ci_*/
-    spearman_ci_* are conditional: they treat the pairs as independent.
+    spearman_ci_* are conditional: they treat the pairs as independent. mde_r: the smallest
+    |r| the row's Mantel test detects with 80% power at alpha 0.05, simulated with the
+    row's features, pairs and additive structure (`vlmbinding.analysis.power`; `power_sims`
+    simulated data sets, 0 skips it); NaN when no r the structure allows reaches 80%.
     """
     joined = attach_scores(superposition, separability)
     named = set(joined["f1"]) | set(joined["f2"])
@@ -276,7 +296,9 @@ def correlation_table(
                 used = set(pairs["f1"]) | set(pairs["f2"])
                 features = [f for f in feature_kinds if f in used]
                 strata = [feature_kinds[f] for f in features] if within_kind else None
-                result = _correlate(pairs, metric, features, n_boot, n_perm, seed, strata)
+                result = _correlate(
+                    pairs, metric, features, n_boot, n_perm, seed, strata, power_sims
+                )
                 rows.append(
                     {"metric": metric, "space": space, "subset": subset, "n_pairs": len(pairs)}
                     | result
