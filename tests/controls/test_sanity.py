@@ -149,6 +149,11 @@ def test_verdicts_follow_the_numbers():
     }
     assert verdicts.verdict({**base, "kind": "correlation"})[0]
     assert not verdicts.verdict({**base, "kind": "correlation", "trained_mantel_p": 0.2})[0]
+    _, why = verdicts.verdict(
+        {**base, "kind": "correlation", "trained_mantel_p": 0.2, "trained_mde_r": 0.641}
+    )
+    assert "not detected" in why and "80% power only for |r| >= 0.64" in why
+    assert "no effect" not in why
     no, why = verdicts.verdict(
         {**base, "kind": "correlation", "difference_ci_low": -0.1, "random_mantel_p": 0.01}
     )

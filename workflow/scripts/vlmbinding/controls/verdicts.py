@@ -24,8 +24,9 @@ def verdict(row: dict) -> tuple[bool, str]:
     if row["kind"] == "correlation":
         if not row["trained_mantel_p"] < ALPHA:
             return False, (
-                f"not significant in the trained model (Mantel p = {row['trained_mantel_p']:.3g}),"
-                " so there is no effect for the controls to confirm"
+                f"not detected in the trained model (Mantel p = {row['trained_mantel_p']:.3g}; "
+                f"{power_words(row.get('trained_mde_r', np.nan))}), so there is nothing for the "
+                "controls to confirm"
             )
         if differs:
             return True, "survives: significant in the trained model and different from its twin"
@@ -52,6 +53,13 @@ def verdict(row: dict) -> tuple[bool, str]:
     if differs:
         return True, "survives: the trained model differs from its untrained twin"
     return False, "does not survive: the untrained twin gives the same within the interval"
+
+
+def power_words(mde_r: float) -> str:
+    """What the feature-level test could have detected, from the row's mde_r."""
+    if mde_r is None or not np.isfinite(mde_r):
+        return "power not computed, or no r this structure allows reaches 80% power"
+    return f"80% power only for |r| >= {mde_r:.2f}"
 
 
 def _fmt(v: float) -> str:
