@@ -104,10 +104,46 @@ def sanity_summary(table: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def sanity_page_sections(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame | str]]:
-    """The report page: the verdict in words, then the table (for `tables.html_page`)."""
+def primary_statistic(primary: dict) -> str:
+    """The sanity table's name of the primary test (`analysis.primary`: measure, metric,
+    subset, space), e.g. 'r(S, M), pairs without a position'."""
+    from vlmbinding.controls.sanity import SUBSET_WORDS
+
+    return f"r({primary['measure']}, {primary['metric']}), {SUBSET_WORDS[primary['subset']]}"
+
+
+def primary_section(table: pd.DataFrame, primary: dict, space: str) -> tuple[str, str, str]:
+    """The page's first section: the one test declared in advance, then how many others are
+    exploratory. The sanity table holds one embedding space (`space`); a primary test in
+    another space is read from correlation.parquet instead, and the section says so."""
+    name = primary_statistic(primary)
+    others = len(table) - 1
+    head = (
+        f"Declared in advance (analysis.primary): {name}, {primary['space']} embedding. "
+        f"The other {others} statistics below are exploratory: {others} further comparisons, "
+        "no correction for multiplicity, so about one in twenty passes at p < 0.05 by chance."
+    )
+    hit = table[table["statistic"].eq(name)]
+    if primary["space"] != space or hit.empty:
+        return (
+            "The primary test",
+            head,
+            (
+                f"This table holds the {space} embedding; the primary test's row is in "
+                "correlation.parquet."
+            ),
+        )
+    return "The primary test", head, sanity_sentences(hit)[0]
+
+
+def sanity_page_sections(
+    table: pd.DataFrame, primary: dict | None = None, space: str = "full"
+) -> list[tuple[str, str, pd.DataFrame | str]]:
+    """The report page: the primary test (when `primary` is given), the verdicts in words,
+    then the table (for `tables.html_page`)."""
     shown = table.drop(columns=["verdict"])
-    return [
+    first = [primary_section(table, primary, space)] if primary else []
+    return first + [
         ("What survives the controls", sanity_summary(table), "\n".join(sanity_sentences(table))),
         (
             "The table",
