@@ -24,15 +24,23 @@ from vlmbinding.analysis.resampling import (
     _rowwise_pearson,
     _rowwise_spearman,
     feature_bootstrap_ci,
+    feature_jackknife_ci,
     feature_permutations,
     rowwise_correlation,
 )
 
-__all__ = ["feature_bootstrap_ci", "mantel_test", "dependence_aware", "correlation_table"]
+__all__ = [
+    "feature_bootstrap_ci",
+    "feature_jackknife_ci",
+    "mantel_test",
+    "dependence_aware",
+    "correlation_table",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS = ("D", "M")
+INTERVALS = ("jackknife", "percentile")
 SUBSETS = ("all", "no_position")
 CORRELATION_COLUMNS = [
     "metric",
@@ -136,21 +144,29 @@ def dependence_aware(
     seed: int,
     strata: Sequence | None = None,
     method: str = "pearson",
+    interval: str = "jackknife",
 ) -> dict[str, float]:
     """The headline statistics of two pair matrices, with features as the unit.
 
     Keys: r (the correlation of the pairs finite in both), feature_ci_low and
-    feature_ci_high (95% `feature_bootstrap_ci`: features resampled, all pairs among
-    them), mantel_p (`mantel_test`: features permuted, within `strata` when given) and
+    feature_ci_high (95%; `interval` jackknife: `feature_jackknife_ci`, features left out
+    one at a time, the default because it keeps its coverage where S is additive; or
+    percentile: `feature_bootstrap_ci`, features resampled, all pairs among them, within
+    `strata`), mantel_p (`mantel_test`: features permuted, within `strata` when given) and
     n_pairs. Both use `seed`. NaN statistics with fewer than 3 usable pairs.
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval={interval!r} is not one of {INTERVALS}")
     a, b = np.asarray(a, float), np.asarray(b, float)
     r, p = mantel_test(a, b, n_perm, seed, method=method, strata=strata)
     iu = np.triu_indices(a.shape[0], k=1)
     n_pairs = int(np.count_nonzero(np.isfinite(a[iu]) & np.isfinite(b[iu])))
     low, high = (np.nan, np.nan)
     if np.isfinite(r):
-        low, high = feature_bootstrap_ci(a, b, n_boot, seed, method=method, strata=strata)
+        if interval == "jackknife":
+            low, high = feature_jackknife_ci(a, b, method=method)
+        else:
+            low, high = feature_bootstrap_ci(a, b, n_boot, seed, method=method, strata=strata)
     return {
         "r": r,
         "feature_ci_low": float(low),
