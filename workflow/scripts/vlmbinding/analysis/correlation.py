@@ -285,7 +285,7 @@ def correlation_table(
     dropped; with fewer than 3 left the statistics are NaN.
 
     Headline (dependence-aware, features as the unit): mantel_r (= pearson_r), mantel_p
-    (features permuted) and feature_ci_low/high (Pearson r, features resampled), over the
+    (features permuted) and feature_ci_low/high (Pearson r, jackknife over features), over the
     subset's features. With `within_kind` both permute/resample features only among
     their own kind, for metrics defined only on same-kind pairs (binding accuracy: colour
     pairs and shape pairs). pearson_p/spearman_p and the pair-bootstrap pearson_ci_*/

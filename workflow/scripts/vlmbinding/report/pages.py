@@ -43,7 +43,7 @@ def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -
     return "\n".join(parts)
 
 
-# Dependence-aware numbers first (features resampled / permuted), then the pair-level
+# Dependence-aware numbers first (features left out / permuted), then the pair-level
 # ones, renamed conditional_* because they treat the pairs as independent.
 HEADLINE_COLUMNS = {
     "metric": "metric",
@@ -54,6 +54,7 @@ HEADLINE_COLUMNS = {
     "feature_ci_low": "feature_ci_low",
     "feature_ci_high": "feature_ci_high",
     "mantel_p": "mantel_p",
+    "mde_r": "mde_r",
     "spearman_rho": "spearman_rho",
     "pearson_p": "conditional_pearson_p",
     "pearson_ci_low": "conditional_pearson_ci_low",
@@ -65,9 +66,11 @@ HEADLINE_COLUMNS = {
     "n_perm": "n_perm",
 }
 HEADLINE_TEXT = (
-    "Lead with pearson_r, its 95% interval from a bootstrap that resamples features "
-    "(feature_ci_low/high: all pairs among the drawn features) and the Mantel p (features "
-    "permuted): pairs that share a feature are not independent. The conditional_* columns "
+    "Lead with pearson_r, its 95% interval from a jackknife over features "
+    "(feature_ci_low/high: each feature left out in turn with all its pairs) and the Mantel p "
+    "(features permuted): pairs that share a feature are not independent. mde_r: the "
+    "smallest |r| the Mantel test detects with 80% power; a larger p says not detected, not "
+    "absent. The conditional_* columns "
     "are conditional (pairs treated as independent: pair-level p-values and a bootstrap "
     "that resamples pairs) and are too confident when pairs share features."
 )
