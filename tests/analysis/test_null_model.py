@@ -122,8 +122,33 @@ def test_correlation_null_matches_a_brute_force_count():
     assert row["pearson_r"] == pytest.approx(sps.pearsonr(table["S"], sep["D"]).statistic)
     r_null = [sps.pearsonr(s, sep["D"]).statistic for s in null]
     assert row["null_mean"] == pytest.approx(np.mean(r_null))
-    assert row["p"] == pytest.approx((1 + np.sum(np.abs(r_null) >= abs(row["pearson_r"]))) / 50)
+    centre = np.mean(r_null)
+    far = np.sum(np.abs(r_null - centre) >= abs(row["pearson_r"] - centre))
+    assert row["p"] == pytest.approx((1 + far) / 50)
+    assert row["z"] == pytest.approx((row["pearson_r"] - centre) / np.std(r_null, ddof=1))
     assert out[out["subset"] == "no_position"]["n_pairs"].eq(55).all()
+
+
+def test_centred_p_is_uniform_when_the_observed_is_one_more_null_draw():
+    """Calibration: a null centred far from 0 (as r(S, M)'s, 0.47 +- 0.06 on the demo) and
+    an observed r drawn from it give uniform p over seeds."""
+    ps = []
+    for seed in range(400):
+        draws = np.random.default_rng(seed).normal(0.47, 0.06, 200)
+        ps.append(nm.centred_permutation_p(draws[0], draws[1:])["p"])
+    assert sps.kstest(ps, "uniform").pvalue > 0.01
+    assert 0.015 < np.mean(np.array(ps) <= 0.05) < 0.09
+
+
+def test_centred_p_finds_an_observed_r_far_below_a_null_centred_above_zero():
+    """Power: the demo's case, r(S, M) = 0.26 against a null of 0.47 +- 0.06; counting
+    |r_null| >= |r| would give p near 1."""
+    null = np.random.default_rng(0).normal(0.47, 0.06, 999)
+    out = nm.centred_permutation_p(0.26, null)
+    assert out["p"] < 0.01 and out["z"] == pytest.approx((0.26 - null.mean()) / null.std(ddof=1))
+    assert np.mean(np.abs(null) >= 0.26) > 0.99  # what the uncentred count gave
+    assert np.isnan(nm.centred_permutation_p(np.nan, null)["p"])
+    assert np.isnan(nm.centred_permutation_p(0.2, np.empty(0))["null_mean"])
 
 
 def test_tables_page_sections_summarise_the_null():

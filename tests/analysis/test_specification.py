@@ -260,6 +260,11 @@ def test_the_specification_curve_figure_draws(tmp_path):
                         }  # fmt: skip
                     )
     specs = pd.DataFrame(rows)
-    fig = figures.specification_curve(specs, specification_summary(specs))
+    specs["main"] = (specs["top_k"] == 30) & (specs["n_neurons"] == 100) & specs["layers"].eq("all")
+    summary = specification_summary(specs).assign(joint_p_share=0.2, joint_p_median=0.03)
+    assert summary["main_r"].notna().all()  # the main analysis's full-space r, per metric
+    fig = figures.specification_curve(specs, summary)
     figures.save_figure(fig, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 10_000
+    assert "joint test" in fig.axes[0].get_title()
+    assert "the main analysis" in [t.get_text() for t in fig.legends[0].get_texts()]

@@ -149,9 +149,56 @@ def test_verdicts_follow_the_numbers():
     }
     assert verdicts.verdict({**base, "kind": "correlation"})[0]
     assert not verdicts.verdict({**base, "kind": "correlation", "trained_mantel_p": 0.2})[0]
+    _, why = verdicts.verdict(
+        {**base, "kind": "correlation", "trained_mantel_p": 0.2, "trained_mde_r": 0.641}
+    )
+    assert "not detected" in why and "80% power only for |r| >= 0.64" in why
+    assert "no effect" not in why
     no, why = verdicts.verdict(
         {**base, "kind": "correlation", "difference_ci_low": -0.1, "random_mantel_p": 0.01}
     )
     assert not no and "twin's own correlation is significant" in why
     assert verdicts.verdict({**base, "kind": "beyond_pixels"})[0]
     assert not verdicts.verdict({**base, "kind": "accuracy", "difference_ci_low": -0.1})[0]
+
+
+def test_the_primary_test_comes_first_and_the_rest_is_called_exploratory():
+    from vlmbinding.workflow.config import validate_config
+
+    primary = validate_config({}, "config/schema.yaml")["analysis"]["primary"]
+    assert primary == {"measure": "S", "metric": "M", "subset": "no_position", "space": "full"}
+    names = [
+        "median neuron entropy (bits)",
+        verdicts.primary_statistic(primary),
+        "r(S, D), all pairs",
+    ]
+    table = pd.DataFrame(
+        {"statistic": names, "survives": [True, False, False], "verdict": ["a", "b", "c"]}
+    )
+    table = table.assign(
+        **{
+            c: 0.1
+            for c in (
+                "trained",
+                "trained_ci_low",
+                "trained_ci_high",
+                "random",
+                "random_ci_low",
+                "random_ci_high",
+                "pixels",
+                "difference",
+                "difference_ci_low",
+                "difference_ci_high",
+                "trained_mantel_p",
+                "random_mantel_p",
+            )
+        },  # fmt: skip
+        unit="features",
+    )
+    sections = verdicts.sanity_page_sections(table, primary, "full")
+    title, head, body = sections[0]
+    assert title == "The primary test" and "r(S, M), pairs without a position" in head
+    assert "other 2 statistics below are exploratory" in head and body.startswith("r(S, M)")
+    _, _, body = verdicts.sanity_page_sections(table, primary, "pca")[0]
+    assert "correlation.parquet" in body
+    assert len(verdicts.sanity_page_sections(table)) == 2  # no primary: the page as before

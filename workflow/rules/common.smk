@@ -24,6 +24,7 @@ from vlmbinding.workflow.params import (
     neuron_params,
     null_params,
     robustness_neuron_params,
+    robustness_main,
     robustness_params,
     robustness_pools,
     selection_params,

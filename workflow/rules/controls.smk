@@ -67,6 +67,7 @@ rule tabulate_sanity:
         "../../envs/workflow.yaml"
     params:
         space=config["figures"]["space"],
+        primary=config["analysis"]["primary"],
         entropy_threshold=config["controls"]["entropy_threshold"],
         statistics=correlation_params(config),
         vocabulary=vocabulary_params(config),

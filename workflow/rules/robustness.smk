@@ -23,7 +23,9 @@ rule specification_neurons:
 rule assemble_specifications:
     """S under every specification and its correlation with D and M."""
     input:
-        layers=lambda w: targets.robustness_layer_tables(config, GEOMETRY, w.model),
+        layers=lambda w: targets.robustness_layer_tables(
+            config, GEOMETRY, w.model, LAYERS[w.model]
+        ),
         separability=rules.measure_separability.output.table,
     output:
         table="results/{model}/robustness/specifications.parquet",
@@ -36,7 +38,8 @@ rule assemble_specifications:
         "../../envs/workflow.yaml"
     params:
         grid=robustness_params(config),
-        pools=lambda w: robustness_pools(config, GEOMETRY, w.model),
+        pools=lambda w: robustness_pools(config, GEOMETRY, w.model, LAYERS[w.model]),
+        main=lambda w: robustness_main(config, LAYERS[w.model]),
         ratio_threshold=config["analysis"]["ratio_threshold"],
         vocabulary=vocabulary_params(config),
     script:

@@ -13,6 +13,7 @@ table, summary = assemble_specifications(
     snakemake.params.pools,
     snakemake.params.grid,
     snakemake.params.ratio_threshold,
+    main=snakemake.params.main,
 )
 write_parquet(table, snakemake.output.table)
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)

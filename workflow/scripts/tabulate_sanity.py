@@ -38,4 +38,5 @@ table = sanity_table(
 )
 write_parquet(table, snakemake.output.table)
 with open(snakemake.output.html, "w") as f:
-    f.write(html_page(f"{snakemake.wildcards.model}: sanity controls", sanity_page_sections(table)))
+    sections = sanity_page_sections(table, p.primary, p.space)
+    f.write(html_page(f"{snakemake.wildcards.model}: sanity controls", sections))

@@ -18,20 +18,29 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vlmbinding.analysis.power import additive_share, minimum_detectable_r
 from vlmbinding.analysis.resampling import (
     METHODS,
     _rowwise_pearson,
     _rowwise_spearman,
     feature_bootstrap_ci,
+    feature_jackknife_ci,
     feature_permutations,
     rowwise_correlation,
 )
 
-__all__ = ["feature_bootstrap_ci", "mantel_test", "dependence_aware", "correlation_table"]
+__all__ = [
+    "feature_bootstrap_ci",
+    "feature_jackknife_ci",
+    "mantel_test",
+    "dependence_aware",
+    "correlation_table",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS = ("D", "M")
+INTERVALS = ("jackknife", "percentile")
 SUBSETS = ("all", "no_position")
 CORRELATION_COLUMNS = [
     "metric",
@@ -52,6 +61,7 @@ CORRELATION_COLUMNS = [
     "feature_ci_high",
     "n_boot",
     "n_perm",
+    "mde_r",
 ]
 # Permuted statistics equal to the observed one up to summation order count as "as
 # extreme" (the same guard as scipy.stats.permutation_test).
@@ -134,21 +144,29 @@ def dependence_aware(
     seed: int,
     strata: Sequence | None = None,
     method: str = "pearson",
+    interval: str = "jackknife",
 ) -> dict[str, float]:
     """The headline statistics of two pair matrices, with features as the unit.
 
     Keys: r (the correlation of the pairs finite in both), feature_ci_low and
-    feature_ci_high (95% `feature_bootstrap_ci`: features resampled, all pairs among
-    them), mantel_p (`mantel_test`: features permuted, within `strata` when given) and
+    feature_ci_high (95%; `interval` jackknife: `feature_jackknife_ci`, features left out
+    one at a time, the default because it keeps its coverage where S is additive; or
+    percentile: `feature_bootstrap_ci`, features resampled, all pairs among them, within
+    `strata`), mantel_p (`mantel_test`: features permuted, within `strata` when given) and
     n_pairs. Both use `seed`. NaN statistics with fewer than 3 usable pairs.
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval={interval!r} is not one of {INTERVALS}")
     a, b = np.asarray(a, float), np.asarray(b, float)
     r, p = mantel_test(a, b, n_perm, seed, method=method, strata=strata)
     iu = np.triu_indices(a.shape[0], k=1)
     n_pairs = int(np.count_nonzero(np.isfinite(a[iu]) & np.isfinite(b[iu])))
     low, high = (np.nan, np.nan)
     if np.isfinite(r):
-        low, high = feature_bootstrap_ci(a, b, n_boot, seed, method=method, strata=strata)
+        if interval == "jackknife":
+            low, high = feature_jackknife_ci(a, b, method=method)
+        else:
+            low, high = feature_bootstrap_ci(a, b, n_boot, seed, method=method, strata=strata)
     return {
         "r": r,
         "feature_ci_low": float(low),
@@ -204,21 +222,34 @@ def _correlate(
     n_perm: int,
     seed: int,
     strata: list[str] | None = None,
+    power_sims: int = 200,
 ) -> dict[str, float]:
     """Every statistic of S against `metric` over the (finite) rows of `pairs`.
 
     The pair-level ones (pearson_*, spearman_*) are conditional: they treat the pairs as
     independent. The Mantel p and the feature interval permute/resample features, within
-    `strata` (a label per feature) when given.
+    `strata` (a label per feature) when given. mde_r: `minimum_detectable_r` for these
+    features, pairs, strata and the additive shares of S and the metric (`power_sims` data
+    sets, seeded by `seed`; 0 skips it).
     """
     x, y = pairs["S"].to_numpy(float), pairs[metric].to_numpy(float)
-    names = CORRELATION_COLUMNS[4:16]
+    names = [*CORRELATION_COLUMNS[4:16], "mde_r"]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         log.warning("S vs %s: %d pairs or a constant column; no correlation", metric, len(x))
         return dict.fromkeys(names, np.nan)
     pr, sr = stats.pearsonr(x, y), stats.spearmanr(x, y)
     a, b = pairs_to_matrix(pairs, "S", features), pairs_to_matrix(pairs, metric, features)
     headline = dependence_aware(a, b, n_boot, n_perm, seed, strata=strata)
+    mde = np.nan
+    if power_sims:
+        mde = minimum_detectable_r(
+            len(features),
+            np.isfinite(a) & np.isfinite(b),
+            strata,
+            (additive_share(a), additive_share(b)),
+            n_sim=power_sims,
+            seed=seed,
+        )
     return {
         "pearson_r": float(pr.statistic),
         "pearson_p": float(pr.pvalue),
@@ -229,6 +260,7 @@ def _correlate(
         "mantel_p": headline["mantel_p"],
         "feature_ci_low": headline["feature_ci_low"],
         "feature_ci_high": headline["feature_ci_high"],
+        "mde_r": mde,
     }
 
 
@@ -241,6 +273,7 @@ def correlation_table(
     seed: int = 0,
     metrics: Sequence[str] = METRICS,
     within_kind: bool = False,
+    power_sims: int = 200,
 ) -> pd.DataFrame:
     """Correlations of S with D and M across feature pairs (METHOD.md section 6).
 
@@ -252,11 +285,14 @@ def correlation_table(
     dropped; with fewer than 3 left the statistics are NaN.
 
     Headline (dependence-aware, features as the unit): mantel_r (= pearson_r), mantel_p
-    (features permuted) and feature_ci_low/high (Pearson r, features resampled), over the
+    (features permuted) and feature_ci_low/high (Pearson r, jackknife over features), over the
     subset's features. With `within_kind` both permute/resample features only among
     their own kind, for metrics defined only on same-kind pairs (binding accuracy: colour
     pairs and shape pairs). pearson_p/spearman_p and the pair-bootstrap pearson_ci_*/
-    spearman_ci_* are conditional: they treat the pairs as independent.
+    spearman_ci_* are conditional: they treat the pairs as independent. mde_r: the smallest
+    |r| the row's Mantel test detects with 80% power at alpha 0.05, simulated with the
+    row's features, pairs and additive structure (`vlmbinding.analysis.power`; `power_sims`
+    simulated data sets, 0 skips it); NaN when no r the structure allows reaches 80%.
     """
     joined = attach_scores(superposition, separability)
     named = set(joined["f1"]) | set(joined["f2"])
@@ -276,7 +312,9 @@ def correlation_table(
                 used = set(pairs["f1"]) | set(pairs["f2"])
                 features = [f for f in feature_kinds if f in used]
                 strata = [feature_kinds[f] for f in features] if within_kind else None
-                result = _correlate(pairs, metric, features, n_boot, n_perm, seed, strata)
+                result = _correlate(
+                    pairs, metric, features, n_boot, n_perm, seed, strata, power_sims
+                )
                 rows.append(
                     {"metric": metric, "space": space, "subset": subset, "n_pairs": len(pairs)}
                     | result

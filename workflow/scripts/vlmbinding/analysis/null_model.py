@@ -35,6 +35,7 @@ NULL_CORRELATION_COLUMNS = [
     "pearson_r",
     "null_mean",
     "null_sd",
+    "z",
     "p",
     "n_perm",
 ]
@@ -144,6 +145,30 @@ def null_superposition(
     return table, null
 
 
+def centred_permutation_p(observed: float, null: np.ndarray) -> dict[str, float]:
+    """Two-sided permutation p of `observed` around the centre of its `null` draws.
+
+    null_mean and null_sd of the draws, z = (observed - null_mean) / null_sd and
+    p = (1 + #{|null - null_mean| >= |observed - null_mean|}) / (len(null) + 1); NaN
+    when `observed` is not finite or there are no draws. Counting |null| >= |observed|
+    instead would give p near 1 to an observed value far below a null centred above 0.
+    """
+    null = np.asarray(null, float)
+    out = {"null_mean": np.nan, "null_sd": np.nan, "z": np.nan, "p": np.nan}
+    if not len(null):
+        return out
+    centre = float(null.mean())
+    sd = float(null.std(ddof=1)) if len(null) > 1 else np.nan
+    out |= {"null_mean": centre, "null_sd": sd}
+    if not np.isfinite(observed):
+        return out
+    dev = abs(observed - centre)
+    extreme = np.count_nonzero(np.abs(null - centre) >= dev * (1 - _REL_TOL))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (observed - centre) / sd if sd and np.isfinite(sd) else np.nan
+    return out | {"z": float(z), "p": float((1 + extreme) / (1 + len(null)))}
+
+
 def null_correlation(
     table: pd.DataFrame,
     null: np.ndarray,
@@ -153,10 +178,15 @@ def null_correlation(
 ) -> pd.DataFrame:
     """Pearson r of S with each metric against r of the null S with the same metric.
 
-    `table` and `null` come from `null_superposition`; `separability` has f1, f2, space
-    and the metric columns. One row per metric x space x subset (all / no_position, as
-    the correlation table). p = (1 + #{|r_null| >= |r|}) / (n_perm + 1): how often S that
-    knows nothing of the labels (only the features' frequencies) correlates as strongly.
+    `table` and `null` come from `null_superposition` (the permuted unit is the image:
+    its labels are shuffled). `separability` has f1, f2, space and the metric columns.
+    One row per metric x space x subset (all / no_position, as the correlation table).
+    The null r is not centred on 0 (the features' frequencies alone correlate S with D and
+    M), so the test is two-sided around the null's centre: null_mean and null_sd are the
+    null r's mean and sd, z = (r - null_mean) / null_sd, and
+    p = (1 + #{|r_null - null_mean| >= |r - null_mean|}) / (n_perm + 1): how often S that
+    knows nothing of the labels (only the features' frequencies) lies as far from what
+    frequencies give, on either side.
     """
     key = {tuple(sorted(p)): j for j, p in enumerate(zip(table["f1"], table["f2"]))}
     rows = []
@@ -175,22 +205,11 @@ def null_correlation(
                 r = _rowwise_pearson(x_obs[None], y[keep][None])[0]
                 r_null = _rowwise_pearson(null[:, idx[keep]], y[keep][None])
                 r_null = r_null[np.isfinite(r_null)]
-                p = np.nan
-                if np.isfinite(r) and len(r_null):
-                    extreme = np.count_nonzero(np.abs(r_null) >= abs(r) * (1 - _REL_TOL))
-                    p = (1 + extreme) / (1 + len(r_null))
                 rows.append(
-                    {
-                        "metric": metric,
-                        "space": space,
-                        "subset": subset,
-                        "n_pairs": int(keep.sum()),
-                        "pearson_r": float(r),
-                        "null_mean": float(r_null.mean()) if len(r_null) else np.nan,
-                        "null_sd": float(r_null.std(ddof=1)) if len(r_null) > 1 else np.nan,
-                        "p": float(p),
-                        "n_perm": len(null),
-                    }
+                    {"metric": metric, "space": space, "subset": subset}
+                    | {"n_pairs": int(keep.sum()), "pearson_r": float(r)}
+                    | centred_permutation_p(r, r_null)
+                    | {"n_perm": len(null)}
                 )
     return pd.DataFrame(rows, columns=NULL_CORRELATION_COLUMNS)
 

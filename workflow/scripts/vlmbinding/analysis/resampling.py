@@ -161,3 +161,40 @@ def feature_bootstrap_ci(
         return float("nan"), float("nan")
     low, high = np.percentile(r, [50 * (1 - level), 50 * (1 + level)])
     return float(low), float(high)
+
+
+def feature_jackknife_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    level: float = 0.95,
+    method: str = "pearson",
+) -> tuple[float, float]:
+    """Interval of the pair correlation from a leave-one-feature-out jackknife (Fisher z).
+
+    `a`, `b` as `feature_bootstrap_ci`. The left-out unit is the *feature*: each of the F
+    jackknife values drops every pair of one feature. With z = atanh(r) of all pairs and
+    se the jackknife standard error of z over the features that leave a correlation
+    defined, the interval is tanh(z -+ t_{n-1} se), t the Student quantile of `level` and n
+    those features. Where S is additive (S(f1, f2) = P(f1) + P(f2), the study's structure),
+    the percentile feature bootstrap covered the truth 88-89% of the time at 11 or 16
+    features and this interval 94-98% (docs/statistics.md; tests/analysis/test_resampling.py).
+    (NaN, NaN) when r or fewer than 3 jackknife values are defined.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}")
+    a, b = _check_matrices(a, b)
+    f = a.shape[0]
+    iu, ju = np.triu_indices(f, k=1)
+    x, y = a[iu, ju], b[iu, ju]
+    r = rowwise_correlation(x[None], y[None], method)[0]
+    drop = (iu[None, :] == np.arange(f)[:, None]) | (ju[None, :] == np.arange(f)[:, None])
+    rj = rowwise_correlation(np.where(drop, np.nan, x), np.where(drop, np.nan, y), method)
+    rj = rj[np.isfinite(rj)]
+    if not np.isfinite(r) or len(rj) < 3:
+        return float("nan"), float("nan")
+    edge = 1 - 1e-12
+    z, zj = np.arctanh(np.clip(r, -edge, edge)), np.arctanh(np.clip(rj, -edge, edge))
+    n = len(zj)
+    se = np.sqrt((n - 1) / n * np.sum((zj - zj.mean()) ** 2))
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * se
+    return float(np.tanh(z - half)), float(np.tanh(z + half))

@@ -55,6 +55,7 @@ SPECIFICATION_COLUMNS = [
     "mantel_p",
     "n_pairs",
     "layer_indices",
+    "main",
 ]
 SUMMARY_COLUMNS = [
     "metric",
@@ -67,6 +68,8 @@ SUMMARY_COLUMNS = [
     "min_r",
     "max_r",
     "alpha",
+    "main_r",
+    "main_p",
 ]
 _LAST = re.compile(r"^last-([1-9][0-9]*)$")
 
@@ -258,7 +261,9 @@ def specification_table(
     n_boot: int = 1000,
     n_perm: int = 999,
     seed: int = 0,
-) -> pd.DataFrame:
+    main: Mapping | None = None,
+    keep_matrices: bool = False,
+):
     """One row per specification and metric: r of S with D or M and its uncertainty.
 
     `grid` stacks `layer_affinity_grid` tables of every block that a pool names; its
@@ -267,13 +272,19 @@ def specification_table(
     size) give S (`select_feature_neurons`, `superposition_scores`), which is joined to
     `separability` (f1, f2, space, D, M) and correlated per space, subset and metric
     (`correlate_subset`), every specification with the same `seed`. Columns
-    SPECIFICATION_COLUMNS; `layer_indices` lists the pool's blocks.
+    SPECIFICATION_COLUMNS; `layer_indices` lists the pool's blocks; `main` marks the rows of
+    the main analysis (`main`: its top_k, n_neurons, reduce, tokens and 0-based blocks; see
+    `specification_joint.main_mask`), all False without it. With `keep_matrices` it returns
+    (table, a, b): the [row, F, F] pair matrices of S and the metric over all features of
+    `feature_kinds` (NaN off the row's pairs), for `specification_joint.joint_summary`.
     """
+    from vlmbinding.analysis.specification_joint import main_mask
+
     features = list(feature_kinds)
     missing = sorted({b for p in pools.values() for b in p} - set(grid["layer"].unique()))
     if missing:
         raise ValueError(f"the neuron grid has no rows for blocks {missing} that a pool names")
-    rows = []
+    rows, mats = [], []
     for (top_k, how, tokens), group in grid.groupby(["top_k", "reduce", "tokens"], sort=False):
         for label, blocks in pools.items():
             pool = group[group["layer"].isin(list(blocks))]
@@ -294,6 +305,13 @@ def specification_table(
                     for subset in subsets:
                         for metric in metrics:
                             pairs = subset_pairs(joined, metric, space, subset, feature_kinds)
+                            if keep_matrices:
+                                mats.append(
+                                    (
+                                        stats.pairs_to_matrix(pairs, "S", features),
+                                        stats.pairs_to_matrix(pairs, metric, features),
+                                    )
+                                )
                             result = correlate_subset(
                                 pairs, metric, feature_kinds, n_boot, n_perm, seed
                             )
@@ -304,7 +322,14 @@ def specification_table(
                                 | {"layer_indices": ",".join(map(str, blocks))}
                             )
     table = pd.DataFrame(rows, columns=SPECIFICATION_COLUMNS)
-    return table.astype({"top_k": np.int64, "n_neurons": np.int64, "n_pairs": np.int64})
+    table = table.astype({"top_k": np.int64, "n_neurons": np.int64, "n_pairs": np.int64})
+    table["main"] = main_mask(table, pools, main) if main is not None else False
+    if not keep_matrices:
+        return table
+    shape = (0, len(features), len(features))
+    a = np.stack([m[0] for m in mats]) if mats else np.empty(shape)
+    b = np.stack([m[1] for m in mats]) if mats else np.empty(shape)
+    return table, a, b
 
 
 def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
@@ -314,7 +339,10 @@ def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     shares of feature-bootstrap intervals wholly below or above zero are given beside them.
     Specifications without a correlation (NaN r) count in n_specifications but in no share.
     The specifications share one store and one dataset, so the shares describe how robust
-    the estimate is to the analysis choices; they are not independent replications.
+    the estimate is to the analysis choices; they are not independent replications
+    (`specification_joint.joint_summary` tests them jointly). main_r and main_p: r and Mantel
+    p of the main analysis's full-space specification over the pairs without positions when
+    the table marks one (`main`), else over all pairs; NaN when none is marked.
     """
     rows = []
     for metric, g in specs.groupby("metric", sort=True):
@@ -323,6 +351,13 @@ def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
         n = len(g)
         sig = np.isfinite(p) & (p < alpha)
         finite = r[np.isfinite(r)]
+        main_r = main_p = np.nan
+        if "main" in g:
+            for subset in ("no_position", "all"):
+                hit = g[g["main"].astype(bool) & g["space"].eq("full") & g["subset"].eq(subset)]
+                if len(hit):
+                    main_r, main_p = float(hit["pearson_r"].iloc[0]), float(hit["mantel_p"].iloc[0])
+                    break
         rows.append(
             {
                 "metric": metric,
@@ -335,6 +370,8 @@ def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
                 "min_r": float(finite.min()) if len(finite) else np.nan,
                 "max_r": float(finite.max()) if len(finite) else np.nan,
                 "alpha": float(alpha),
+                "main_r": main_r,
+                "main_p": main_p,
             }
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

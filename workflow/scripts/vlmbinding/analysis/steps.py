@@ -122,14 +122,18 @@ def assemble_specifications(
     pools: Mapping[str, Sequence[int]],
     grid: Mapping,
     ratio_threshold: float,
+    main: Mapping | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rule assemble_specifications: (r(S, D) and r(S, M) under every specification, the
-    summary of their signs at `grid["alpha"]`). `grid` is the config's robustness block
-    (n_neurons, space, subset, bootstrap, permutations, seed, alpha); bootstrap resamples
-    features, the Mantel test permutes feature labels."""
+    summary of their signs at `grid["alpha"]` with the joint test of the whole curve).
+    `grid` is the config's robustness block (n_neurons, space, subset, bootstrap,
+    permutations, seed, alpha); `main` the main analysis's choices, marked in the table.
+    The bootstrap resamples features; the Mantel test and the joint test permute feature
+    labels (one permutation applied to every specification at once)."""
     from vlmbinding.analysis.specification import specification_summary, specification_table
+    from vlmbinding.analysis.specification_joint import joint_summary
 
-    table = specification_table(
+    table, a, b = specification_table(
         gather_tables(layers),
         pd.read_parquet(separability),
         vocab.feature_kinds,
@@ -141,5 +145,11 @@ def assemble_specifications(
         n_boot=grid["bootstrap"],
         n_perm=grid["permutations"],
         seed=grid["seed"],
+        main=main,
+        keep_matrices=True,
     )
-    return table, specification_summary(table, grid["alpha"])
+    joint = joint_summary(
+        table, a, b, vocab.feature_kinds, grid["permutations"], grid["seed"], grid["alpha"]
+    )
+    summary = specification_summary(table, grid["alpha"]).merge(joint, on="metric", how="left")
+    return table, summary

@@ -46,6 +46,7 @@ SANITY_COLUMNS = [
     "difference_ci_high",
     "trained_mantel_p",
     "random_mantel_p",
+    "trained_mde_r",
     "survives",
     "verdict",
 ]
@@ -264,6 +265,7 @@ def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, 
                     "pixels_ci_high": pixels[2],
                     "trained_mantel_p": float(ct["mantel_p"]),
                     "random_mantel_p": float(cr["mantel_p"]),
+                    "trained_mde_r": float(ct.get("mde_r", float("nan"))),
                 }
             )
     return rows
@@ -386,5 +388,6 @@ def sanity_table(
             row.setdefault(key, float("nan"))
         row.setdefault("trained_mantel_p", float("nan"))
         row.setdefault("random_mantel_p", float("nan"))
+        row.setdefault("trained_mde_r", float("nan"))
         row["survives"], row["verdict"] = verdict(row)
     return pd.DataFrame(rows)[SANITY_COLUMNS]

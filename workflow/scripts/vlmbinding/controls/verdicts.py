@@ -24,8 +24,9 @@ def verdict(row: dict) -> tuple[bool, str]:
     if row["kind"] == "correlation":
         if not row["trained_mantel_p"] < ALPHA:
             return False, (
-                f"not significant in the trained model (Mantel p = {row['trained_mantel_p']:.3g}),"
-                " so there is no effect for the controls to confirm"
+                f"not detected in the trained model (Mantel p = {row['trained_mantel_p']:.3g}; "
+                f"{power_words(row.get('trained_mde_r', np.nan))}), so there is nothing for the "
+                "controls to confirm"
             )
         if differs:
             return True, "survives: significant in the trained model and different from its twin"
@@ -52,6 +53,13 @@ def verdict(row: dict) -> tuple[bool, str]:
     if differs:
         return True, "survives: the trained model differs from its untrained twin"
     return False, "does not survive: the untrained twin gives the same within the interval"
+
+
+def power_words(mde_r: float) -> str:
+    """What the feature-level test could have detected, from the row's mde_r."""
+    if mde_r is None or not np.isfinite(mde_r):
+        return "power not computed, or no r this structure allows reaches 80% power"
+    return f"80% power only for |r| >= {mde_r:.2f}"
 
 
 def _fmt(v: float) -> str:
@@ -96,10 +104,46 @@ def sanity_summary(table: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def sanity_page_sections(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame | str]]:
-    """The report page: the verdict in words, then the table (for `tables.html_page`)."""
+def primary_statistic(primary: dict) -> str:
+    """The sanity table's name of the primary test (`analysis.primary`: measure, metric,
+    subset, space), e.g. 'r(S, M), pairs without a position'."""
+    from vlmbinding.controls.sanity import SUBSET_WORDS
+
+    return f"r({primary['measure']}, {primary['metric']}), {SUBSET_WORDS[primary['subset']]}"
+
+
+def primary_section(table: pd.DataFrame, primary: dict, space: str) -> tuple[str, str, str]:
+    """The page's first section: the one test declared in advance, then how many others are
+    exploratory. The sanity table holds one embedding space (`space`); a primary test in
+    another space is read from correlation.parquet instead, and the section says so."""
+    name = primary_statistic(primary)
+    others = len(table) - 1
+    head = (
+        f"Declared in advance (analysis.primary): {name}, {primary['space']} embedding. "
+        f"The other {others} statistics below are exploratory: {others} further comparisons, "
+        "no correction for multiplicity, so about one in twenty passes at p < 0.05 by chance."
+    )
+    hit = table[table["statistic"].eq(name)]
+    if primary["space"] != space or hit.empty:
+        return (
+            "The primary test",
+            head,
+            (
+                f"This table holds the {space} embedding; the primary test's row is in "
+                "correlation.parquet."
+            ),
+        )
+    return "The primary test", head, sanity_sentences(hit)[0]
+
+
+def sanity_page_sections(
+    table: pd.DataFrame, primary: dict | None = None, space: str = "full"
+) -> list[tuple[str, str, pd.DataFrame | str]]:
+    """The report page: the primary test (when `primary` is given), the verdicts in words,
+    then the table (for `tables.html_page`)."""
     shown = table.drop(columns=["verdict"])
-    return [
+    first = [primary_section(table, primary, space)] if primary else []
+    return first + [
         ("What survives the controls", sanity_summary(table), "\n".join(sanity_sentences(table))),
         (
             "The table",

@@ -43,7 +43,7 @@ def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -
     return "\n".join(parts)
 
 
-# Dependence-aware numbers first (features resampled / permuted), then the pair-level
+# Dependence-aware numbers first (features left out / permuted), then the pair-level
 # ones, renamed conditional_* because they treat the pairs as independent.
 HEADLINE_COLUMNS = {
     "metric": "metric",
@@ -54,6 +54,7 @@ HEADLINE_COLUMNS = {
     "feature_ci_low": "feature_ci_low",
     "feature_ci_high": "feature_ci_high",
     "mantel_p": "mantel_p",
+    "mde_r": "mde_r",
     "spearman_rho": "spearman_rho",
     "pearson_p": "conditional_pearson_p",
     "pearson_ci_low": "conditional_pearson_ci_low",
@@ -65,9 +66,11 @@ HEADLINE_COLUMNS = {
     "n_perm": "n_perm",
 }
 HEADLINE_TEXT = (
-    "Lead with pearson_r, its 95% interval from a bootstrap that resamples features "
-    "(feature_ci_low/high: all pairs among the drawn features) and the Mantel p (features "
-    "permuted): pairs that share a feature are not independent. The conditional_* columns "
+    "Lead with pearson_r, its 95% interval from a jackknife over features "
+    "(feature_ci_low/high: each feature left out in turn with all its pairs) and the Mantel p "
+    "(features permuted): pairs that share a feature are not independent. mde_r: the "
+    "smallest |r| the Mantel test detects with 80% power; a larger p says not detected, not "
+    "absent. The conditional_* columns "
     "are conditional (pairs treated as independent: pair-level p-values and a bootstrap "
     "that resamples pairs) and are too confident when pairs share features."
 )
@@ -104,9 +107,10 @@ def null_sections(null: pd.DataFrame, correlation: pd.DataFrame, top: int = 12):
         (
             "Correlation of S with D and M against the null S",
             "pearson_r: the observed S with D or M; null_mean/null_sd: r of the null S "
-            "(image labels permuted) with the same D or M; p: how often the null r is as far "
-            "from 0. A small p means the S-D (or S-M) relation is more than the features' "
-            "frequencies produce.",
+            "(image labels permuted) with the same D or M, which is not centred on 0; "
+            "z = (pearson_r - null_mean) / null_sd; p: how often the null r lies as far from "
+            "its own centre, on either side. A small p means the S-D (or S-M) relation "
+            "differs from what the features' frequencies give; z < 0: less than they give.",
             correlation,
         ),
     ]

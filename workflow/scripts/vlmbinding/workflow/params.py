@@ -7,6 +7,7 @@ the same value for the same settings and reruns a job only when what it uses cha
 from __future__ import annotations
 
 from vlmbinding.analysis.specification import layer_pools
+from vlmbinding.analysis.specification_joint import grid_with_main, pools_with_main
 from vlmbinding.workflow.config import ConfigError
 
 
@@ -90,22 +91,35 @@ def figure_params(config: dict) -> dict:
 
 
 def robustness_params(config: dict) -> dict:
-    """The robustness block (the grid and its statistics), tracked for reruns."""
-    return sorted_dict(config["robustness"])
+    """The robustness block (the grid and its statistics), tracked for reruns; the main
+    analysis's settings are added to the grid's lists, so it is one of the specifications."""
+    return sorted_dict(grid_with_main(config["robustness"], config["analysis"]))
 
 
 def robustness_neuron_params(config: dict) -> dict:
     """Only what the per-block grid jobs use, so other grid edits do not rerun them."""
-    r = config["robustness"]
+    r = grid_with_main(config["robustness"], config["analysis"])
     return {"reduce": r["reduce"], "tokens": r["tokens"], "top_k": r["top_k"]}
 
 
-def robustness_pools(config: dict, geometries: dict[str, dict], model: str) -> dict:
-    """Layer pool name -> blocks, for the depth of `model` (`geometries`: name -> geometry)."""
+def robustness_pools(
+    config: dict, geometries: dict[str, dict], model: str, main_blocks=None
+) -> dict:
+    """Layer pool name -> blocks, for the depth of `model` (`geometries`: name -> geometry);
+    with `main_blocks` (the main analysis's layers) those are a pool of their own (`main`)
+    unless a pool has them already."""
     try:
-        return layer_pools(config["robustness"]["layers"], geometries[model]["layers"])
+        pools = layer_pools(config["robustness"]["layers"], geometries[model]["layers"])
     except ValueError as e:
         raise ConfigError(f"{e} (models entry {model!r})") from None
+    return pools if main_blocks is None else pools_with_main(pools, list(main_blocks))
+
+
+def robustness_main(config: dict, main_blocks) -> dict:
+    """The main analysis's choices, to mark its specification."""
+    a = config["analysis"]
+    main = {k: a[k] for k in ("top_k", "n_neurons", "reduce", "tokens")}
+    return main | {"blocks": list(main_blocks)}
 
 
 def intervention_params(config: dict) -> dict:

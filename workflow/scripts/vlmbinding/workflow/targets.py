@@ -47,10 +47,13 @@ def layer_tables(model: str, layers, folder: str = "neurons") -> list[str]:
     return [f"results/{model}/{folder}/layer_{layer}.parquet" for layer in sorted(set(layers))]
 
 
-def robustness_layer_tables(config: dict, geometries: dict[str, dict], model: str) -> list[str]:
-    """The per-block grid tables of every block in the model's robustness layer pools."""
-    pools = robustness_pools(config, geometries, model)
-    blocks = [b for pool in pools.values() for b in pool]
+def robustness_layer_tables(
+    config: dict, geometries: dict[str, dict], model: str, main_blocks=None
+) -> list[str]:
+    """The per-block grid tables of every block in the model's robustness layer pools (and
+    the main analysis's blocks, `main_blocks`, which are one of the specifications)."""
+    pools = robustness_pools(config, geometries, model, main_blocks)
+    blocks = sorted({b for pool in pools.values() for b in pool})
     return layer_tables(model, blocks, "robustness/neurons")
 
 

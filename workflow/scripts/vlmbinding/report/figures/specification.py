@@ -55,10 +55,16 @@ def _share_text(summary: pd.DataFrame, metric: str, n: int, alpha: float) -> str
     if hit.empty:
         return f"{n} specifications"
     row = hit.iloc[0]
-    return (
+    text = (
         f"{n} specifications; Mantel p < {alpha:g}: {100 * row['share_negative']:.0f}% negative, "
         f"{100 * row['share_positive']:.0f}% positive; median r = {_num(row['median_r'])}"
     )
+    if "joint_p_share" in row and np.isfinite(row["joint_p_share"]):
+        text += (
+            f"\njoint test (features permuted in every specification at once): "
+            f"p(share) = {_num(row['joint_p_share'])}, p(median) = {_num(row['joint_p_median'])}"
+        )
+    return text
 
 
 @_styled
@@ -74,9 +80,11 @@ def specification_curve(
     `specs` is a specifications table (`specification.specification_table`: the choice
     columns, metric, pearson_r, feature_ci_low, feature_ci_high, mantel_p); `summary` its
     `specification_summary`, whose shares head each column. Top: r with its 95%
-    feature-bootstrap interval, blue when significantly negative (Mantel p < alpha), red when
+    feature-jackknife interval, blue when significantly negative (Mantel p < alpha), red when
     significantly positive, grey otherwise. Bottom: one row per choice value, a dot under a
-    specification that used it.
+    specification that used it. A black ring marks the main analysis's specifications
+    (column `main`, one per space and subset); the title quotes the joint test when the
+    summary has it (joint_p_share, joint_p_median).
     """
     if specs.empty:
         raise ValueError("no specifications to plot")
@@ -113,8 +121,12 @@ def specification_curve(
             zorder=2,
         )
         top.scatter(x, r, c=colors, s=max(2.0, min(18.0, 1500 / max(len(g), 1))), zorder=3)
+        if "main" in g:
+            main = g["main"].fillna(False).to_numpy(bool)
+            top.scatter(x[main], r[main], s=60, facecolors="none", edgecolors="black",
+                        linewidths=1.2, zorder=4)  # fmt: skip
         top.set_ylim(-1.05, 1.05)
-        top.set_ylabel(f"Pearson r of S with {metric}\n(95% feature-bootstrap interval)")
+        top.set_ylabel(f"Pearson r of S with {metric}\n(95% feature-jackknife interval)")
         top.set_title(
             f"S vs {METRIC_NAMES[metric]}\n{_share_text(summary, metric, len(g), alpha)}",
             fontsize=9.5,
@@ -146,6 +158,20 @@ def specification_curve(
         Line2D([], [], color=POSITIVE_COLOR, marker="o", lw=1, label="r > 0, Mantel p < α"),
         Line2D([], [], color=NEUTRAL_COLOR, marker="o", lw=1, label="not significant"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, title=f"α = {alpha:g}")
+    if "main" in specs and specs["main"].fillna(False).astype(bool).any():
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                marker="o",
+                markerfacecolor="none",
+                lw=0,
+                label="the main analysis",
+            )  # fmt: skip
+        )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), title=f"α = {alpha:g}"
+    )
     fig.suptitle(title or "Specification curve: r(S, D) and r(S, M) over the analysis choices")
     return fig
