@@ -48,6 +48,7 @@ SANITY_COLUMNS = [
     "random_mantel_p",
     "survives",
     "verdict",
+    "note",
 ]
 SUBSET_WORDS = {"all": "all pairs", "no_position": "pairs without a position"}
 _TAILS = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
@@ -155,15 +156,40 @@ def binding_row(trials_t: pd.DataFrame, trials_r: pd.DataFrame, n_boot: int, see
 
 
 def _named_object(shares: pd.DataFrame) -> pd.DataFrame:
+    """One row per map of a true prompt: its share on the object it names (NaN for an
+    all-zero map, which has no share)."""
     return shares[(shares["kind"] == "true") & (shares["role"] == "target")]
+
+
+def map_counts(shares: pd.DataFrame) -> tuple[int, int]:
+    """(maps with a share, maps) among the true prompts' maps of one model."""
+    named = _named_object(shares)
+    return int(named["share"].notna().sum()), len(named)
 
 
 def gradcam_row(shares_t: pd.DataFrame, shares_r: pd.DataFrame, n_boot: int, seed: int):
     """Mean Grad-CAM share on the object a true prompt names, images resampled; `pixels`
-    is that object's share of the image area (what an evenly spread map gives)."""
+    is that object's share of the image area (what an evenly spread map gives).
+
+    Like with like: an all-zero map has no share (NaN), so both models are measured on the
+    maps (image, prompt) that have a share in both; the others are counted in `note` (how
+    many of how many maps have a share in each model) and left out of every mean.
+    """
     t, r = _named_object(shares_t), _named_object(shares_r)
-    row = image_bootstrap(_per_image(t, r, "share"), n_boot, seed)
-    row["pixels"] = float(t["area_share"].mean()) if len(t) else float("nan")
+    key = ["image_id", "prompt"]
+    both = t.dropna(subset=["share"])[key].merge(r.dropna(subset=["share"])[key], on=key)
+    tt, rr = t.merge(both, on=key), r.merge(both, on=key)
+    (kt, nt), (kr, nr) = map_counts(shares_t), map_counts(shares_r)
+    if len(both):
+        row = image_bootstrap(_per_image(tt, rr, "share"), n_boot, seed)
+    else:
+        nan, nan2 = float("nan"), (float("nan"), float("nan"))
+        row = _row(nan, nan2, nan, nan2, nan, nan2)
+    row["pixels"] = float(tt["area_share"].mean()) if len(tt) else float("nan")
+    row["note"] = (
+        f"maps with a share (not all zero): trained {kt} of {nt}, twin {kr} of {nr}; "
+        f"compared on the {len(both)} both have"
+    )
     return row
 
 
@@ -386,5 +412,6 @@ def sanity_table(
             row.setdefault(key, float("nan"))
         row.setdefault("trained_mantel_p", float("nan"))
         row.setdefault("random_mantel_p", float("nan"))
+        row.setdefault("note", "")
         row["survives"], row["verdict"] = verdict(row)
     return pd.DataFrame(rows)[SANITY_COLUMNS]

@@ -20,6 +20,8 @@ def _excludes_zero(row) -> bool:
 
 def verdict(row: dict) -> tuple[bool, str]:
     """Whether a statistic survives the controls, and why, from the row's numbers."""
+    if not np.isfinite(row.get("difference", 0.0)):
+        return False, "cannot be compared: " + (row.get("note") or "no value for one model")
     differs = _excludes_zero(row)
     if row["kind"] == "correlation":
         if not row["trained_mantel_p"] < ALPHA:
