@@ -155,6 +155,9 @@ def test_verdicts_follow_the_numbers():
     )
     assert not no and "twin's own correlation is significant" in why
     assert verdicts.verdict({**base, "kind": "beyond_pixels"})[0]
+    # beyond the pixels the twin condition applies too: a significant partial Mantel p
+    # whose difference from the twin includes 0 does not survive
+    assert not verdicts.verdict({**base, "kind": "beyond_pixels", "difference_ci_low": -0.1})[0]
     assert not verdicts.verdict({**base, "kind": "accuracy", "difference_ci_low": -0.1})[0]
 
 
@@ -191,3 +194,12 @@ def test_all_zero_gradcam_maps_have_no_share_and_are_left_out():
     assert np.isnan(none["difference"]) and "twin 0 of 40" in none["note"]
     assert "cannot be compared" in verdicts.verdict({**none, "kind": "gradcam"})[1]
     assert not verdicts.verdict({**none, "kind": "gradcam"})[0]
+
+
+def test_several_twins_give_one_row_per_statistic_with_their_spread(tables):
+    trained, random = tables
+    table = sanity.sanity_table(trained, [random, trained], KINDS, "full", 3.5, 100, 0)
+    assert len(table) == 12 and (table["n_twins"] == 2).all()
+    row = table.set_index("statistic").loc["median neuron entropy (bits)"]
+    assert row["random_ci_low"] < row["random"] < row["random_ci_high"]  # prediction interval
+    assert "2 untrained twins" in verdicts.sanity_sentences(table)[0]

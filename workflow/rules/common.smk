@@ -84,6 +84,8 @@ def all_targets():
         "superposition_null",
     ]
     for name, m in MODELS.items():
+        if extra_twin(m):  # only the sanity table reads a second or later twin
+            continue
         names = figures + (["zero_shot"] if m["weights"] == "toy" else [])
         targets += [f"results/{name}/figures/{f}.png" for f in names]
         targets.append(f"results/{name}/tables.html")
@@ -405,16 +407,25 @@ def intervention_inputs(wildcards):
 
 # --- sanity controls ---------------------------------------------------------------
 
-from vlmbinding.workflow.entries import random_twin_of  # noqa: E402
+from vlmbinding.workflow.entries import extra_twin, random_twins_of  # noqa: E402
+
+
+def twins_of(name):
+    """The random twins (controls.random_twins) that control trained model `name`; none for
+    a replicate on another dataset than the twins' (the sanity table pairs images by id).
+    """
+    twins = random_twins_of(list(MODELS.values()), name)
+    if twins and dataset_dir(MODELS[twins[0]], config) != dataset_dir(
+        MODELS[name], config
+    ):
+        return []
+    return twins
 
 
 def twin_of(name):
-    """The random twin that controls trained model `name`, or None; none for a replicate
-    on another dataset than the twin's (the sanity table pairs their images by id)."""
-    twin = random_twin_of(list(MODELS.values()), name)
-    if twin and dataset_dir(MODELS[twin], config) != dataset_dir(MODELS[name], config):
-        return None
-    return twin
+    """The first random twin of trained model `name`, or None."""
+    twins = twins_of(name)
+    return twins[0] if twins else None
 
 
 def pixel_model(name):
@@ -445,10 +456,9 @@ def sanity_inputs(wildcards):
     if config["controls"]["pixel_baseline"]:
         files["beyond"] = "controls/beyond_pixels.parquet"
     out = {}
-    for prefix, name in (
-        ("trained", wildcards.model),
-        ("random", twin_of(wildcards.model)),
-    ):
+    models = [("trained", wildcards.model)]
+    models += [(f"random{j}", twin) for j, twin in enumerate(twins_of(wildcards.model))]
+    for prefix, name in models:
         out |= {f"{prefix}_{k}": f"results/{name}/{v}" for k, v in files.items()}
     if config["controls"]["pixel_baseline"]:
         out["trained_pixel_separability"] = pixel_separability_input(wildcards)

@@ -26,6 +26,7 @@ import pandas as pd
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, pairs_to_matrix
 from vlmbinding.analysis.resampling import feature_resamples, resampled_pairs, rowwise_correlation
 from vlmbinding.controls.beyond_pixels import _refit_residuals
+from vlmbinding.controls.twins import combine_twin_rows
 from vlmbinding.controls.verdicts import verdict
 
 LEVEL = 0.95
@@ -46,6 +47,8 @@ SANITY_COLUMNS = [
     "difference_ci_high",
     "trained_mantel_p",
     "random_mantel_p",
+    "n_twins",
+    "random_sd",
     "survives",
     "verdict",
     "note",
@@ -348,20 +351,39 @@ def beyond_pixel_rows(
 
 def sanity_table(
     trained: dict,
-    random: dict,
+    random: dict | Sequence[dict],
     feature_kinds: dict[str, str],
     space: str = "full",
     entropy_threshold: float = 3.5,
     n_boot: int = 10000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per headline statistic: trained, random twin, pixels, difference, verdict.
+    """One row per headline statistic: trained, random twins, pixels, difference, verdict.
 
-    `trained` and `random` hold each model's tables: neurons, superposition,
+    `trained` and each twin in `random` (one dict, or a list of them: the model's
+    random-weights twins, one per seed) hold the model's tables: neurons, superposition,
     separability, correlation (the workflow's parquet files), trials (binding/trials),
     shares (gradcam/shares) and, when the pixel baseline ran, beyond (the beyond-pixels
     table) and, for `trained`, pixel_separability. Correlations are taken in `space`.
+    With one twin the difference's interval resamples each row's unit against that twin;
+    with several, rows are combined by `twins.combine_twin_rows` (a prediction interval
+    over twins, the unit the twin's seed, widened by the trained model's own interval).
     """
+    twins = [random] if isinstance(random, dict) else list(random)
+    if not twins:
+        raise ValueError("the sanity table needs at least one random-weights twin")
+    per_twin = [
+        _rows_against(trained, twin, feature_kinds, space, entropy_threshold, n_boot, seed)
+        for twin in twins
+    ]
+    rows = [combine_twin_rows(same) for same in zip(*per_twin)]
+    for row in rows:
+        row["survives"], row["verdict"] = verdict(row)
+    return pd.DataFrame(rows)[SANITY_COLUMNS]
+
+
+def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_boot, seed):
+    """The rows of the trained model against one twin (before any verdict)."""
     rows = [
         {
             "statistic": "median neuron entropy (bits)",
@@ -413,5 +435,4 @@ def sanity_table(
         row.setdefault("trained_mantel_p", float("nan"))
         row.setdefault("random_mantel_p", float("nan"))
         row.setdefault("note", "")
-        row["survives"], row["verdict"] = verdict(row)
-    return pd.DataFrame(rows)[SANITY_COLUMNS]
+    return rows
