@@ -202,5 +202,6 @@ rule compare_models:
         roles=[m["role"] for m in MODELS.values()],
         seeds=[entry_seeds(m) for m in MODELS.values()],
         vocabulary=vocabulary_params(),
+        statistics=correlation_params(),
     script:
         "../scripts/compare_models.py"
