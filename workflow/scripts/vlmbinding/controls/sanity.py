@@ -25,7 +25,7 @@ import pandas as pd
 
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, pairs_to_matrix
 from vlmbinding.analysis.resampling import feature_resamples, resampled_pairs, rowwise_correlation
-from vlmbinding.controls.beyond_pixels import _refit_residuals
+from vlmbinding.controls.beyond_pixels import resampled_partial_correlation
 from vlmbinding.controls.twins import combine_twin_rows
 from vlmbinding.controls.verdicts import verdict
 
@@ -235,10 +235,10 @@ def resampled_correlation(draws, s, x) -> np.ndarray:
 
 
 def resampled_residual_correlation(draws, s, model, pixels) -> np.ndarray:
-    """r(S, residual of model on pixels), the fit redone in each draw (controls.py)."""
-    s_b, m_b = resampled_pairs(s, model, draws)
-    p_b, _ = resampled_pairs(pixels, pixels, draws)
-    return rowwise_correlation(s_b, _refit_residuals(np.where(np.isfinite(s_b), m_b, np.nan), p_b))
+    """The partial r(S, model | pixels) in each draw of features, both fits redone
+    (`beyond_pixels.resampled_partial_correlation`: the quantity the beyond-pixels table
+    estimates, tests and bootstraps)."""
+    return resampled_partial_correlation(draws, s, model, pixels)
 
 
 def _pick(table: pd.DataFrame, metric: str, space: str, subset: str) -> pd.Series:
@@ -301,7 +301,7 @@ def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, 
 def beyond_pixel_rows(
     trained: dict, random: dict, feature_kinds, space, n_boot, seed
 ) -> list[dict]:
-    """r(S, residual of M (D) on the pixels' M (D)) for both models, with the difference."""
+    """The partial r(S, M (D) | the pixels' M (D)) for both models, with the difference."""
     rows = []
     pix = trained["pixel_separability"]
     for metric in ("D", "M"):
