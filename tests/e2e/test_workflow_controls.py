@@ -88,6 +88,8 @@ def test_the_pixel_baseline_and_the_sanity_table_follow_the_contract(controlled)
     ).exists()
     assert not (second / "figures" / "superposition_vs_M.png").exists()
     assert (table["n_twins"] == 2).all()
+    front = (work / "results" / "verdicts.html").read_text()
+    assert "Survived 2 random-weights twins" in front and "Not detected" in front
 
 
 def test_one_switch_turns_the_twin_off(controlled):

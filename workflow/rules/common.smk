@@ -465,9 +465,15 @@ def sanity_inputs(wildcards):
     return out
 
 
+def sanity_models():
+    """The trained models with a twin: each has a sanity table."""
+    return [n for n, m in MODELS.items() if m["role"] != "random" and twin_of(n)]
+
+
 def control_targets():
-    """The sanity table and figure of every model with a twin; the pixel baseline's tables."""
-    targets = []
+    """The sanity table and figure of every model with a twin, the verdicts' front page;
+    the pixel baseline's tables."""
+    targets = ["results/verdicts.html"] if sanity_models() else []
     for name, m in MODELS.items():
         if m["role"] == "random":
             continue
