@@ -303,8 +303,9 @@ def test_the_binding_pressure_config_gives_two_bases_of_three_seeds_and_a_twin_e
     assert [e.get("toy_seed") for e in trained] == [0, 1, 2] * 2
     assert all(e["toy"]["hard_negatives"] for e in trained if e["base"] == "toy-negclip")
     assert sorted(e["name"] for e in entries if e["role"] == "random") == [
-        "toy-negclip/controls/random",
-        "toy-plain/controls/random",
+        f"{base}/controls/random{suffix}"
+        for base in ("toy-negclip", "toy-plain")
+        for suffix in ("", "-1", "-2")  # controls.random_twins: 3 by default
     ]
 
 

@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 import open_clip
+import pandas as pd
 import pytest
 import torch
 from pytorch_grad_cam import GradCAM
@@ -207,6 +208,35 @@ def test_box_mass_shares_on_hand_made_maps():
     np.testing.assert_allclose(gc.box_mass_shares(inside, boxes), [0, 1, 0])
     rng = np.random.default_rng(0)
     assert gc.box_mass_shares(rng.random((20, 30)), boxes).sum() <= 1
-    assert not gc.box_mass_shares(np.zeros((20, 30)), boxes).any()
+    assert np.isnan(gc.box_mass_shares(np.zeros((20, 30)), boxes)).all()  # no share
     with pytest.raises(ValueError, match="outside"):
         gc.box_mass_shares(uniform, [[0, 0, 31, 5]])
+
+
+def test_all_zero_maps_are_counted_and_left_out_of_the_mean():
+    objects = pd.DataFrame(
+        {
+            "x0": [0, 10],
+            "y0": [0, 0],
+            "x1": [10, 20],
+            "y1": [10, 10],
+            "shape": ["circle", "square"],
+            "color": ["red", "blue"],
+        }
+    )
+    prompts = pd.DataFrame(
+        {
+            "prompt": ["a red circle", "a blue square"],
+            "kind": "true",
+            "color_object": [0, 1],
+            "shape_object": [0, 1],
+        }
+    )
+    maps = np.zeros((2, 10, 20))
+    maps[0, :, :10] = 1.0  # all of it on object 0; map 1 is all zero
+    shares = gc.object_shares(maps, prompts, objects)
+    assert shares["zero_map"].tolist() == [False, False, True, True]
+    assert shares["share"].isna().tolist() == [False, False, True, True]
+    summary = gc.localisation_summary(shares).set_index("role")
+    assert summary.loc["target", "n"] == 2 and summary.loc["target", "n_zero_map"] == 1
+    assert summary.loc["target", "mean_share"] == pytest.approx(1.0)  # not 0.5

@@ -42,6 +42,7 @@ def model_tables(seed: int, effect: float, pixel_m: np.ndarray) -> dict:
     shares = pd.DataFrame(
         {
             "image_id": np.repeat(images[:6], 2),
+            "prompt": "a red circle",
             "kind": "true",
             "role": ["target", "other"] * 6,
             "share": rng.uniform(0.3, 0.6, 12) if effect else rng.uniform(0.03, 0.06, 12),
@@ -159,6 +160,9 @@ def test_verdicts_follow_the_numbers():
     )
     assert not no and "twin's own correlation is significant" in why
     assert verdicts.verdict({**base, "kind": "beyond_pixels"})[0]
+    # beyond the pixels the twin condition applies too: a significant partial Mantel p
+    # whose difference from the twin includes 0 does not survive
+    assert not verdicts.verdict({**base, "kind": "beyond_pixels", "difference_ci_low": -0.1})[0]
     assert not verdicts.verdict({**base, "kind": "accuracy", "difference_ci_low": -0.1})[0]
 
 
@@ -202,3 +206,47 @@ def test_the_primary_test_comes_first_and_the_rest_is_called_exploratory():
     _, _, body = verdicts.sanity_page_sections(table, primary, "pca")[0]
     assert "correlation.parquet" in body
     assert len(verdicts.sanity_page_sections(table)) == 2  # no primary: the page as before
+
+
+def _shares(values, images):
+    return pd.DataFrame(
+        {
+            "image_id": images,
+            "prompt": "a red circle",
+            "kind": "true",
+            "role": "target",
+            "share": values,
+            "area_share": 0.05,
+        }
+    )
+
+
+def test_all_zero_gradcam_maps_have_no_share_and_are_left_out():
+    """An all-zero map (NaN share) is counted, not averaged as 0: a twin whose few non-zero
+    maps put the same share on the object as the trained model does not differ from it."""
+    images = [f"img{i}" for i in range(40)]
+    rng = np.random.default_rng(0)
+    share = rng.uniform(0.2, 0.4, 40)
+    twin = rng.uniform(0.2, 0.4, 40)
+    twin[10:] = np.nan  # 30 of 40 twin maps are all zero
+    row = sanity.gradcam_row(_shares(share, images), _shares(twin, images), 500, 0)
+    assert "trained 40 of 40, twin 10 of 40; compared on the 10 both have" in row["note"]
+    assert row["trained"] == pytest.approx(share[:10].mean())  # like with like
+    assert row["difference_ci_low"] < 0 < row["difference_ci_high"]
+    # Counted as 0, the same maps made the twin look far worse than the trained model.
+    zeros = _shares(np.nan_to_num(twin), images)
+    as_zero = sanity.gradcam_row(_shares(share, images), zeros, 500, 0)
+    assert as_zero["difference_ci_low"] > 0.1
+    none = sanity.gradcam_row(_shares(share, images), _shares(np.full(40, np.nan), images), 100, 0)
+    assert np.isnan(none["difference"]) and "twin 0 of 40" in none["note"]
+    assert "cannot be compared" in verdicts.verdict({**none, "kind": "gradcam"})[1]
+    assert not verdicts.verdict({**none, "kind": "gradcam"})[0]
+
+
+def test_several_twins_give_one_row_per_statistic_with_their_spread(tables):
+    trained, random = tables
+    table = sanity.sanity_table(trained, [random, trained], KINDS, "full", 3.5, 100, 0)
+    assert len(table) == 12 and (table["n_twins"] == 2).all()
+    row = table.set_index("statistic").loc["median neuron entropy (bits)"]
+    assert row["random_ci_low"] < row["random"] < row["random_ci_high"]  # prediction interval
+    assert "2 untrained twins" in verdicts.sanity_sentences(table)[0]

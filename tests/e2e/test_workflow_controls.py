@@ -25,7 +25,12 @@ def controlled(tmp_path_factory):
     from conftest import REPO
 
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    config["controls"] = {"random_weights": True, "pixel_baseline": True, "seed": 0}
+    config["controls"] = {
+        "random_weights": True,
+        "pixel_baseline": True,
+        "seed": 0,
+        "random_twins": 2,
+    }
     work = tmp_path_factory.mktemp("controls")
     run_workflow(work, config)
     return work, config
@@ -76,6 +81,15 @@ def test_the_pixel_baseline_and_the_sanity_table_follow_the_contract(controlled)
     assert table["verdict"].str.len().gt(0).all()
     assert (folder / "figures" / "sanity.png").stat().st_size > 0
     assert "survive" in (folder / "controls" / "sanity.html").read_text()
+    # the second twin ran only what the sanity table reads, and the table used both
+    second = work / "results" / f"{TWIN}-1"
+    assert (second / "correlation.parquet").exists() and (
+        second / "gradcam/shares.parquet"
+    ).exists()
+    assert not (second / "figures" / "superposition_vs_M.png").exists()
+    assert (table["n_twins"] == 2).all()
+    front = (work / "results" / "verdicts.html").read_text()
+    assert "Survived 2 random-weights twins" in front and "Not detected" in front
 
 
 def test_one_switch_turns_the_twin_off(controlled):

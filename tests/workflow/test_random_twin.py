@@ -13,7 +13,14 @@ from helpers import TINY_CFG
 
 from vlmbinding.models import loading as models
 from vlmbinding.models.architectures import architecture_config
-from vlmbinding.workflow.entries import model_entries, random_twin_of, twin_name
+from vlmbinding.workflow.entries import (
+    extra_twin,
+    identity,
+    model_entries,
+    random_twin_of,
+    random_twins_of,
+    twin_name,
+)
 
 TOY = {"name": "toy", "arch": "toy-vit", "weights": "toy", "model_cfg": {}}
 
@@ -160,3 +167,18 @@ def test_a_twin_of_a_hugging_face_text_tower_is_refused_with_the_fix(tmp_path):
 def test_the_switch_does_not_change_the_models_own_entry():
     entries = model_entries({"models": [{**TOY, "random_twin": None}], "controls": {}})
     assert entries[0] == {**TOY, "base": "toy", "role": "trained"}
+
+
+def test_several_twins_one_seed_each():
+    config = {"models": [TOY], "controls": {"random_weights": True, "seed": 4, "random_twins": 3}}
+    entries = model_entries(config)
+    names = ["toy", "toy/controls/random", "toy/controls/random-1", "toy/controls/random-2"]
+    assert [e["name"] for e in entries] == names
+    assert [e.get("seed") for e in entries[1:]] == [4, 5, 6]
+    assert random_twins_of(entries, "toy") == names[1:]
+    assert random_twin_of(entries, "toy") == "toy/controls/random"
+    assert [extra_twin(e) for e in entries] == [False, False, True, True]
+    # the twin's index is not part of what identifies its results; its seed is
+    assert "twin" not in identity(entries[2], config) and identity(entries[2], config)["seed"] == 5
+    with pytest.raises(ValueError, match="random_twins"):
+        model_entries({**config, "controls": {"random_twins": 0}})

@@ -94,3 +94,32 @@ rule plot_sanity:
         "../../envs/workflow.yaml"
     script:
         "../scripts/plot_sanity.py"
+
+
+rule summarise_verdicts:
+    """The report's front page: every model's verdicts in sentences, with their numbers."""
+    input:
+        tables=expand(
+            "results/{model}/controls/sanity.parquet",
+            model=targets.sanity_models(MODELS, config),
+        ),
+        correlations=expand(
+            "results/{model}/correlation.parquet",
+            model=targets.sanity_models(MODELS, config),
+        ),
+    output:
+        html=report(
+            "results/verdicts.html",
+            caption="../report/verdicts.rst",
+            category="0 Verdicts",
+            labels={"figure": "what survived, what was not detected"},
+        ),
+    log:
+        "logs/summarise_verdicts.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        models=targets.sanity_models(MODELS, config),
+        space=config["figures"]["space"],
+    script:
+        "../scripts/summarise_verdicts.py"

@@ -211,5 +211,6 @@ rule compare_models:
         roles=[m["role"] for m in MODELS.values()],
         seeds=[entry_seeds(config, m) for m in MODELS.values()],
         vocabulary=vocabulary_params(config),
+        statistics=correlation_params(config),
     script:
         "../scripts/compare_models.py"

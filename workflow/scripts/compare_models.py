@@ -6,9 +6,9 @@ from vlmbinding.analysis.cross_model import (
     base_differences,
     model_summary,
     pair_table,
-    pool_replicates,
     replicate_means,
 )
+from vlmbinding.analysis.pooling import pool_replicate_pairs
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
 from vlmbinding.report import figures
@@ -16,10 +16,17 @@ from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
-rows = []
+rows, pairs_by_base = [], {}
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
 for i, model in enumerate(snakemake.params.models):
     zero_shot = next(zero_shots) if snakemake.params.toy[i] else None
+    pairs = pair_table(
+        pd.read_parquet(snakemake.input.superposition[i]),
+        pd.read_parquet(snakemake.input.separability[i]),
+        kinds,
+    )
+    if snakemake.params.roles[i] == "trained":
+        pairs_by_base.setdefault(snakemake.params.bases[i], []).append(pairs)
     rows.append(
         model_summary(
             model,
@@ -28,11 +35,7 @@ for i, model in enumerate(snakemake.params.models):
             pd.read_csv(snakemake.input.binding[i], sep="\t"),
             pd.read_parquet(snakemake.input.binding_correlation[i]),
             pd.read_csv(zero_shot, sep="\t") if zero_shot else None,
-            pairs=pair_table(
-                pd.read_parquet(snakemake.input.superposition[i]),
-                pd.read_parquet(snakemake.input.separability[i]),
-                kinds,
-            ),
+            pairs=pairs,
         )
     )
 summary = pd.DataFrame(rows)
@@ -41,7 +44,9 @@ summary.insert(2, "role", snakemake.params.roles)
 summary.insert(3, "training_seed", [t for t, _ in snakemake.params.seeds])
 summary.insert(4, "dataset_seed", [d for _, d in snakemake.params.seeds])
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
-pooled = pool_replicates(summary)
+# features and seeds resampled together: the error the seeds share counts once
+stats = snakemake.params.statistics
+pooled = pool_replicate_pairs(pairs_by_base, stats["bootstrap"], stats["seed"])
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
 means = replicate_means(summary)
 means.to_csv(snakemake.output.means, sep="\t", index=False)
@@ -74,11 +79,14 @@ with open(snakemake.output.html, "w") as f:
                 ),
                 (
                     "Replicates pooled per base model",
-                    "Random-effects (DerSimonian-Laird, Fisher z) pool of the trained "
-                    "replicates' r: r_pooled with its 95% interval, tau2 the between-seed "
-                    "variance, I2 the share of the spread beyond the replicates' own "
-                    "uncertainty, r_mean and r_sd over the replicates; se_source: which "
-                    "interval gave each replicate's weight.",
+                    "The trained replicates' r pooled: r_pooled is tanh of their mean "
+                    "Fisher z; ci_low/ci_high a 95% bootstrap interval that draws the features "
+                    "once for all seeds (the pairs among them rebuilt in each) and the seeds "
+                    "themselves, so the error the seeds share (which features were sampled) "
+                    "counts once; it always contains feature_ci_low/high, the interval with "
+                    "features drawn and every seed kept. The spread between seeds on its own: "
+                    "r_sd over seeds and seed_ci_low/high, the Student t interval of their mean "
+                    "r (k - 1 df).",
                     pooled,
                 ),
                 (

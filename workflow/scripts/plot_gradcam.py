@@ -24,8 +24,10 @@ for image_id in saved["image_ids"][: snakemake.params.max_rows]:
     mine = shares[shares["image_id"] == image_id]
     notes = []
     for prompt, kind in zip(prompts, kinds):
-        s = mine[mine["prompt"] == prompt].groupby("role")["share"].sum()
-        if kind == "true":
+        s = mine[mine["prompt"] == prompt].groupby("role")["share"].sum(min_count=1)
+        if s.isna().all() and len(s):
+            notes.append("all-zero map: no share")
+        elif kind == "true":
             notes.append(f"on its object {s.get('target', 0):.2f}")
         elif kind == "swapped":
             on_color, on_shape = s.get("color_object", 0), s.get("shape_object", 0)

@@ -27,9 +27,10 @@ def tables(prefix):
     return out
 
 
+n_twins = sum(1 for key in i.keys() if key.startswith("random") and key.endswith("_neurons"))
 table = sanity_table(
     tables("trained"),
-    tables("random"),
+    [tables(f"random{j}") for j in range(n_twins)],
     Vocabulary.from_config(p.vocabulary).feature_kinds,
     space=p.space,
     entropy_threshold=p.entropy_threshold,

@@ -71,10 +71,12 @@ _PUBLIC = {
     "object_vectors": "analysis.geometry",
     "encoding_geometry": "analysis.geometry",
     "pool_replicates": "analysis.cross_model",
+    "pool_replicate_pairs": "analysis.pooling",
     # controls
     "pixel_separability": "controls.pixels",
     "beyond_pixels_table": "controls.beyond_pixels",
     "sanity_table": "controls.sanity",
+    "twin_band": "controls.twins",
     # interventions
     "summarise_effects": "interventions.selection",
     # workflow helpers

@@ -168,6 +168,11 @@ def random_effects(r, se_z, level: float = 0.95) -> dict:
 def pool_replicates(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per base model and metric: its trained replicates pooled (random effects).
 
+    Not what the workflow reports: the replicates' feature-bootstrap errors are mostly the
+    error of which features were sampled, which all seeds share, and this pool divides it by
+    sqrt(k) as if independent (too narrow an interval; I^2 = 0 is then mechanical).
+    `vlmbinding.analysis.pooling.pool_replicate_pairs` resamples features and seeds together.
+
     `summary` has one row per model (`model_summary`) with `base` and `role` columns; rows
     of role `trained` are pooled by `base`. A replicate's standard error comes from its
     feature-bootstrap interval (r_<metric>_feature_low/high, dependence-aware) where given,

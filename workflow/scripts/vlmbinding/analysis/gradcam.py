@@ -183,8 +183,10 @@ def box_mass_shares(heatmap: np.ndarray, boxes) -> np.ndarray:
     """Share of the map's total mass inside each box: [n] for boxes [n, 4] (METHOD.md 7).
 
     Boxes are x0, y0, x1, y1 in pixels of the map, x1 and y1 exclusive (the slice
-    heatmap[y0:y1, x0:x1]); the map is assumed >= 0. All shares are zero when the map's total
-    is zero. Non-overlapping boxes have shares that sum to at most 1.
+    heatmap[y0:y1, x0:x1]); the map is assumed >= 0. A map whose total is zero (all zero:
+    ReLU kept nothing) has no share: every share is NaN, not 0, so that such maps can be
+    counted and left out of means instead of pulling them towards 0. Non-overlapping boxes
+    have shares that sum to at most 1.
     """
     heatmap = np.asarray(heatmap, dtype=np.float64)
     if heatmap.ndim != 2:
@@ -201,7 +203,7 @@ def box_mass_shares(heatmap: np.ndarray, boxes) -> np.ndarray:
         )
     total = heatmap.sum()
     if total <= 0:
-        return np.zeros(len(boxes))
+        return np.full(len(boxes), np.nan)
     return np.array(
         [heatmap[int(y0) : int(y1), int(x0) : int(x1)].sum() / total for x0, y0, x1, y1 in boxes]
     )
@@ -229,7 +231,8 @@ def object_shares(raw_maps: np.ndarray, prompts, objects) -> pd.DataFrame:
     Roles: for a true prompt the object it names is 'target'; for a swapped prompt the
     objects carrying its colour and its shape are 'color_object' and 'shape_object'; the
     rest are 'other'. `area_share` is the object's box area over the image area, the share
-    a map spread evenly over the image would give it.
+    a map spread evenly over the image would give it. `zero_map` marks the rows of a map
+    that is all zero; their `share` is NaN (no share, see `box_mass_shares`).
     """
     boxes = objects[["x0", "y0", "x1", "y1"]].to_numpy()
     height, width = raw_maps.shape[-2:]
@@ -237,6 +240,7 @@ def object_shares(raw_maps: np.ndarray, prompts, objects) -> pd.DataFrame:
     rows = []
     for p, prompt in enumerate(prompts.itertuples(index=False)):
         shares = box_mass_shares(raw_maps[p], boxes)
+        zero = bool(np.isnan(shares).all()) if len(shares) else False
         for o in range(len(objects)):
             if prompt.kind == "true":
                 role = "target" if o == prompt.color_object else "other"
@@ -254,6 +258,7 @@ def object_shares(raw_maps: np.ndarray, prompts, objects) -> pd.DataFrame:
                     "color": objects["color"].iloc[o],
                     "role": role,
                     "share": float(shares[o]),
+                    "zero_map": zero,
                     "area_share": float(area[o]),
                 }
             )
@@ -261,11 +266,19 @@ def object_shares(raw_maps: np.ndarray, prompts, objects) -> pd.DataFrame:
 
 
 def localisation_summary(shares: pd.DataFrame) -> pd.DataFrame:
-    """Mean share per prompt kind and object role, with the even-spread baseline."""
+    """Mean share per prompt kind and object role, with the even-spread baseline.
+
+    `n` counts the (map, object) rows, `n_zero_map` those of all-zero maps, which have no
+    share and are left out of `mean_share` (the mean over the `n - n_zero_map` others);
+    `mean_area_share` is over all rows.
+    """
+    if "zero_map" not in shares:  # written before the column: NaN shares are the zero maps
+        shares = shares.assign(zero_map=shares["share"].isna())
     return (
         shares.groupby(["kind", "role"], sort=True)
         .agg(
             n=("share", "size"),
+            n_zero_map=("zero_map", "sum"),
             mean_share=("share", "mean"),
             mean_area_share=("area_share", "mean"),
         )

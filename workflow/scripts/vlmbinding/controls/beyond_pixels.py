@@ -1,20 +1,23 @@
-"""Does superposition explain separability beyond the pixels? The residual test.
+"""Does superposition explain separability beyond the pixels? The partial correlation.
 
-The model's M (or D) of a pair is regressed on the pixel baseline's M (D) across pairs
-(ordinary least squares with an intercept, within the subset of pairs analysed); the
-residual is the part of the model's separability the pixels do not explain, and the
-statistic is the correlation of S with it. Inference treats *features* as the unit,
-because the pairs share features and are not independent:
+The model's M (or D) of a pair and its S are each regressed on the pixel baseline's M (D)
+across pairs (ordinary least squares with an intercept, within the subset of pairs
+analysed); the residuals are the parts the pixels do not explain, and the statistic is
+the partial correlation r(S, M | pixels), the Pearson r of the two residuals. Its
+estimate, interval and p-value are of this one quantity. Inference treats *features* as
+the unit, because the pairs share features and are not independent:
 
-- p-value: the partial Mantel test (Smouse, Long and Sokal 1986). S is residualised on
-  the pixels as well and the features of the model's residual are permuted against it.
-  Permuting the model's residual against the raw S instead is conservative here: the
-  fitted residual is orthogonal to the pixel metric, a permuted one is not, and S itself
-  follows the pixels, so permuted statistics are spread wider than the observed one
-  (measured: p-values piled up near 1 on structure-free data).
+- p-value: the partial Mantel test (Smouse, Long and Sokal 1986): the features of the
+  model's residual are permuted against S's residual; the unpermuted statistic is `r`.
+  (Permuting the model's residual against the raw S, the semipartial version, is
+  conservative here: the fitted residual is orthogonal to the pixel metric, a permuted one
+  is not, and S itself follows the pixels; measured: p-values piled up near 1 on
+  structure-free data.)
 - interval: a feature bootstrap (features drawn with replacement, all pairs among them)
-  that refits the regression in every resample, so the interval includes the fit's
+  that refits both regressions in every resample, so the interval includes the fits'
   uncertainty.
+
+`semipartial_r`, r(S, residual of M), is kept as a column for reference.
 Torch-free.
 """
 
@@ -47,6 +50,7 @@ BEYOND_PIXELS_COLUMNS = [
     "pixels_ci_high",
     "pixels_mantel_p",
     "r",
+    "semipartial_r",
     "feature_ci_low",
     "feature_ci_high",
     "mantel_p",
@@ -84,6 +88,17 @@ def _refit_residuals(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(ok, yc - slope * xc, np.nan)
 
 
+def resampled_partial_correlation(draws, s, model, pixels) -> np.ndarray:
+    """r(S, model | pixels) among each row of drawn features [rows, F]: the residuals of S
+    and of the model's metric on the pixels' refitted over that row's pairs, correlated.
+    The unit drawn is the feature (all pairs among a row's draws)."""
+    s_b, m_b = resampled_pairs(s, model, draws)
+    p_b, _ = resampled_pairs(pixels, pixels, draws)
+    ok = np.isfinite(s_b) & np.isfinite(m_b) & np.isfinite(p_b)
+    s_b, m_b, p_b = (np.where(ok, v, np.nan) for v in (s_b, m_b, p_b))
+    return rowwise_correlation(_refit_residuals(s_b, p_b), _refit_residuals(m_b, p_b))
+
+
 def refit_bootstrap_ci(
     s: np.ndarray,
     model: np.ndarray,
@@ -92,19 +107,17 @@ def refit_bootstrap_ci(
     seed: int,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile interval of r(S, residual of model on pixels), resampling *features*.
+    """Percentile interval of the partial r(S, model | pixels), resampling *features*.
 
     `s`, `model`, `pixels`: symmetric [F, F] pair matrices (NaN = missing). Each resample
     draws F features with replacement (numpy default_rng(seed)), takes every pair among
-    the draws (two draws of one feature make no pair), refits the least-squares line of
-    the model's metric on the pixels' over those pairs and correlates S with the
-    residual. Undefined resamples are dropped; (NaN, NaN) if none is left.
+    the draws (two draws of one feature make no pair), refits the least-squares lines of
+    the model's metric and of S on the pixels' over those pairs and correlates the two
+    residuals (`resampled_partial_correlation`). Undefined resamples are dropped; (NaN,
+    NaN) if none is left.
     """
     draws = feature_resamples(s.shape[0], n_boot, np.random.default_rng(seed))
-    s_b, m_b = resampled_pairs(s, model, draws)
-    p_b, _ = resampled_pairs(pixels, pixels, draws)
-    m_b = np.where(np.isfinite(s_b), m_b, np.nan)
-    r = rowwise_correlation(s_b, _refit_residuals(m_b, p_b))
+    r = resampled_partial_correlation(draws, s, model, pixels)
     r = r[np.isfinite(r)]
     if not len(r):
         return float("nan"), float("nan")
@@ -125,10 +138,11 @@ def residual_test(
 ) -> dict[str, float]:
     """S against the residual of `model` on `pixels`, all three given per pair (f1, f2).
 
-    Returns slope and intercept of the fit, r_model_pixels (Pearson r of the model's
-    metric with the pixels'), r (Pearson r of S with the residual), feature_ci_low/high
-    (`refit_bootstrap_ci`), mantel_p (partial Mantel test, features permuted) and
-    n_pairs (pairs finite in all three).
+    Returns slope and intercept of the model's fit, r_model_pixels (Pearson r of the
+    model's metric with the pixels'), r (the partial correlation: Pearson r of S's residual
+    with the model's), its feature_ci_low/high (`refit_bootstrap_ci`) and mantel_p (partial
+    Mantel test, features permuted), semipartial_r (Pearson r of S with the model's
+    residual) and n_pairs (pairs finite in all three).
     """
     s, model, pixels = (np.asarray(v, float) for v in (s, model, pixels))
     ok = np.isfinite(s) & np.isfinite(model) & np.isfinite(pixels)
@@ -137,13 +151,16 @@ def residual_test(
     resid_s, *_ = least_squares_residual(s, pixels)
     nan = float("nan")
     out = {"slope": slope, "intercept": intercept, "r_model_pixels": nan, "r": nan}
+    out["semipartial_r"] = nan
     out |= {"feature_ci_low": nan, "feature_ci_high": nan, "mantel_p": nan}
     out["n_pairs"] = int(ok.sum())
     if ok.sum() < 3 or not np.isfinite(slope):
         return out
     out["r_model_pixels"] = float(np.corrcoef(model[ok], pixels[ok])[0, 1])
     if np.ptp(resid[ok]) > 0 and np.ptp(s[ok]) > 0:
-        out["r"] = float(np.corrcoef(s[ok], resid[ok])[0, 1])
+        out["semipartial_r"] = float(np.corrcoef(s[ok], resid[ok])[0, 1])
+    if np.ptp(resid[ok]) > 0 and np.ptp(resid_s[ok]) > 0:
+        out["r"] = float(np.corrcoef(resid_s[ok], resid[ok])[0, 1])
     table = pd.DataFrame(
         {"f1": list(f1), "f2": list(f2), "S": s, "M": model, "P": pixels}
         | {"resid": resid, "resid_s": resid_s}
@@ -169,7 +186,8 @@ def beyond_pixels_table(
 
     `pixels_*`: S against the pixel metric itself (dependence-aware), that is, how far
     the superposition score already tracks what the pixels separate; `r`,
-    `feature_ci_*`, `mantel_p`: S against the residual (`residual_test`). Subsets as in
+    `feature_ci_*`, `mantel_p`: the partial correlation of S and the metric given the
+    pixels, its interval and p (`residual_test`). Subsets as in
     `stats.correlation_table` ('all'; 'no_position'). Pairs missing in any table are
     dropped.
     """

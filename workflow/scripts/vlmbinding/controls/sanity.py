@@ -25,7 +25,8 @@ import pandas as pd
 
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, pairs_to_matrix
 from vlmbinding.analysis.resampling import feature_resamples, resampled_pairs, rowwise_correlation
-from vlmbinding.controls.beyond_pixels import _refit_residuals
+from vlmbinding.controls.beyond_pixels import resampled_partial_correlation
+from vlmbinding.controls.twins import combine_twin_rows
 from vlmbinding.controls.verdicts import verdict
 
 LEVEL = 0.95
@@ -47,8 +48,11 @@ SANITY_COLUMNS = [
     "trained_mantel_p",
     "random_mantel_p",
     "trained_mde_r",
+    "n_twins",
+    "random_sd",
     "survives",
     "verdict",
+    "note",
 ]
 SUBSET_WORDS = {"all": "all pairs", "no_position": "pairs without a position"}
 _TAILS = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
@@ -156,15 +160,40 @@ def binding_row(trials_t: pd.DataFrame, trials_r: pd.DataFrame, n_boot: int, see
 
 
 def _named_object(shares: pd.DataFrame) -> pd.DataFrame:
+    """One row per map of a true prompt: its share on the object it names (NaN for an
+    all-zero map, which has no share)."""
     return shares[(shares["kind"] == "true") & (shares["role"] == "target")]
+
+
+def map_counts(shares: pd.DataFrame) -> tuple[int, int]:
+    """(maps with a share, maps) among the true prompts' maps of one model."""
+    named = _named_object(shares)
+    return int(named["share"].notna().sum()), len(named)
 
 
 def gradcam_row(shares_t: pd.DataFrame, shares_r: pd.DataFrame, n_boot: int, seed: int):
     """Mean Grad-CAM share on the object a true prompt names, images resampled; `pixels`
-    is that object's share of the image area (what an evenly spread map gives)."""
+    is that object's share of the image area (what an evenly spread map gives).
+
+    Like with like: an all-zero map has no share (NaN), so both models are measured on the
+    maps (image, prompt) that have a share in both; the others are counted in `note` (how
+    many of how many maps have a share in each model) and left out of every mean.
+    """
     t, r = _named_object(shares_t), _named_object(shares_r)
-    row = image_bootstrap(_per_image(t, r, "share"), n_boot, seed)
-    row["pixels"] = float(t["area_share"].mean()) if len(t) else float("nan")
+    key = ["image_id", "prompt"]
+    both = t.dropna(subset=["share"])[key].merge(r.dropna(subset=["share"])[key], on=key)
+    tt, rr = t.merge(both, on=key), r.merge(both, on=key)
+    (kt, nt), (kr, nr) = map_counts(shares_t), map_counts(shares_r)
+    if len(both):
+        row = image_bootstrap(_per_image(tt, rr, "share"), n_boot, seed)
+    else:
+        nan, nan2 = float("nan"), (float("nan"), float("nan"))
+        row = _row(nan, nan2, nan, nan2, nan, nan2)
+    row["pixels"] = float(tt["area_share"].mean()) if len(tt) else float("nan")
+    row["note"] = (
+        f"maps with a share (not all zero): trained {kt} of {nt}, twin {kr} of {nr}; "
+        f"compared on the {len(both)} both have"
+    )
     return row
 
 
@@ -207,10 +236,10 @@ def resampled_correlation(draws, s, x) -> np.ndarray:
 
 
 def resampled_residual_correlation(draws, s, model, pixels) -> np.ndarray:
-    """r(S, residual of model on pixels), the fit redone in each draw (controls.py)."""
-    s_b, m_b = resampled_pairs(s, model, draws)
-    p_b, _ = resampled_pairs(pixels, pixels, draws)
-    return rowwise_correlation(s_b, _refit_residuals(np.where(np.isfinite(s_b), m_b, np.nan), p_b))
+    """The partial r(S, model | pixels) in each draw of features, both fits redone
+    (`beyond_pixels.resampled_partial_correlation`: the quantity the beyond-pixels table
+    estimates, tests and bootstraps)."""
+    return resampled_partial_correlation(draws, s, model, pixels)
 
 
 def _pick(table: pd.DataFrame, metric: str, space: str, subset: str) -> pd.Series:
@@ -274,7 +303,7 @@ def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, 
 def beyond_pixel_rows(
     trained: dict, random: dict, feature_kinds, space, n_boot, seed
 ) -> list[dict]:
-    """r(S, residual of M (D) on the pixels' M (D)) for both models, with the difference."""
+    """The partial r(S, M (D) | the pixels' M (D)) for both models, with the difference."""
     rows = []
     pix = trained["pixel_separability"]
     for metric in ("D", "M"):
@@ -324,20 +353,39 @@ def beyond_pixel_rows(
 
 def sanity_table(
     trained: dict,
-    random: dict,
+    random: dict | Sequence[dict],
     feature_kinds: dict[str, str],
     space: str = "full",
     entropy_threshold: float = 3.5,
     n_boot: int = 10000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per headline statistic: trained, random twin, pixels, difference, verdict.
+    """One row per headline statistic: trained, random twins, pixels, difference, verdict.
 
-    `trained` and `random` hold each model's tables: neurons, superposition,
+    `trained` and each twin in `random` (one dict, or a list of them: the model's
+    random-weights twins, one per seed) hold the model's tables: neurons, superposition,
     separability, correlation (the workflow's parquet files), trials (binding/trials),
     shares (gradcam/shares) and, when the pixel baseline ran, beyond (the beyond-pixels
     table) and, for `trained`, pixel_separability. Correlations are taken in `space`.
+    With one twin the difference's interval resamples each row's unit against that twin;
+    with several, rows are combined by `twins.combine_twin_rows` (a prediction interval
+    over twins, the unit the twin's seed, widened by the trained model's own interval).
     """
+    twins = [random] if isinstance(random, dict) else list(random)
+    if not twins:
+        raise ValueError("the sanity table needs at least one random-weights twin")
+    per_twin = [
+        _rows_against(trained, twin, feature_kinds, space, entropy_threshold, n_boot, seed)
+        for twin in twins
+    ]
+    rows = [combine_twin_rows(same) for same in zip(*per_twin)]
+    for row in rows:
+        row["survives"], row["verdict"] = verdict(row)
+    return pd.DataFrame(rows)[SANITY_COLUMNS]
+
+
+def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_boot, seed):
+    """The rows of the trained model against one twin (before any verdict)."""
     rows = [
         {
             "statistic": "median neuron entropy (bits)",
@@ -389,5 +437,5 @@ def sanity_table(
         row.setdefault("trained_mantel_p", float("nan"))
         row.setdefault("random_mantel_p", float("nan"))
         row.setdefault("trained_mde_r", float("nan"))
-        row["survives"], row["verdict"] = verdict(row)
-    return pd.DataFrame(rows)[SANITY_COLUMNS]
+        row.setdefault("note", "")
+    return rows

@@ -107,7 +107,7 @@ def identity(entry: dict, config: dict) -> dict:
     (the one dataset): adding replicates to an entry then adds the replicates' jobs without
     rerunning the entry's own.
     """
-    drop = {"replicate", "toy_seed"}
+    drop = {"replicate", "toy_seed", "twin"}
     if entry.get("dataset_seed") == config.get("dataset", {}).get("seed", 0):
         drop.add("dataset_seed")
     return {k: entry[k] for k in sorted(entry) if k not in drop}
@@ -116,9 +116,18 @@ def identity(entry: dict, config: dict) -> dict:
 TWIN_SUFFIX = "/controls/random"
 
 
-def twin_name(base: str) -> str:
-    """The name of a config entry's random-weights twin: `<base>/controls/random`."""
-    return f"{base}{TWIN_SUFFIX}"
+def twin_name(base: str, index: int = 0) -> str:
+    """The name of a config entry's random-weights twin `index`: `<base>/controls/random`
+    for the first, `<base>/controls/random-<index>` for the others."""
+    return f"{base}{TWIN_SUFFIX}" + (f"-{index}" if index else "")
+
+
+def n_twins(config: dict) -> int:
+    """`controls.random_twins`: how many random-weights twins (seeds) a model gets."""
+    n = int(config.get("controls", {}).get("random_twins", 1))
+    if n < 1:
+        raise ValueError(f"controls.random_twins must be at least 1, got {n}")
+    return n
 
 
 def wants_twin(entry: dict, config: dict) -> bool:
@@ -130,19 +139,22 @@ def wants_twin(entry: dict, config: dict) -> bool:
 
 
 def add_random_twins(entries: list[dict], config: dict) -> list[dict]:
-    """A random-weights twin after the trained entries of each config entry that gets one.
+    """The random-weights twins after the trained entries of each config entry that gets them.
 
-    The twin is the model's architecture and preprocessing with the weights
-    open_clip (or, for a toy model, the toy model's own init code) gives it before any
-    training, drawn with `controls.seed`: `weights: random`, `twin_of` the parent's
-    weights (which fix the preprocessing and the activation function), `role: random`.
-    One twin per config entry, built from that entry (not from a replicate): replicates
-    differ in what training or the dataset seed does, and an untrained model has no
-    training. It is analysed on the dataset of its base's first replicate (replicates with
-    other dataset seeds are compared with it across datasets drawn the same way). It is
-    placed after the last trained entry of its base.
+    A twin is the model's architecture and preprocessing with the weights open_clip (or,
+    for a toy model, the toy model's own init code) gives it before any training:
+    `weights: random`, `twin_of` the parent's weights (which fix the preprocessing and the
+    activation function), `role: random`. `controls.random_twins` (k, default 1) twins per
+    config entry, twin j (`twin: j`, named by `twin_name(base, j)`) drawn with seed
+    `controls.seed + j`: the unit of the sanity verdicts' prediction interval is the
+    twin's seed (controls.twins). Built from the config entry (not from a replicate):
+    replicates differ in what training or the dataset seed does, and an untrained model has
+    no training. Twins are analysed on the dataset of their base's first replicate
+    (replicates with other dataset seeds are compared with them across datasets drawn the
+    same way), and placed after the last trained entry of their base.
     """
     seed = int(config.get("controls", {}).get("seed", 0))
+    count = n_twins(config)
     config_entries = {m["name"]: m for m in config["models"]}
     last: dict[str, int] = {}
     for i, entry in enumerate(entries):
@@ -164,23 +176,36 @@ def add_random_twins(entries: list[dict], config: dict) -> list[dict]:
             if first.get("dataset_seed") is not None:  # the dataset of replicate 0
                 twin["dataset_seed"] = first["dataset_seed"]
             twin.update(
-                name=twin_name(base),
                 base=base,
                 role="random",
                 weights="random",
                 twin_of=parent["weights"],
-                seed=seed,
             )
-            out.append(twin)
+            for j in range(count):
+                out.append({**copy.deepcopy(twin), "name": twin_name(base, j), "seed": seed + j})
+                if j:
+                    out[-1]["twin"] = j
     return out
 
 
-def random_twin_of(entries: list[dict], name: str) -> str | None:
-    """The name of the twin that controls trained entry `name`, or None if it has none."""
+def random_twins_of(entries: list[dict], name: str) -> list[str]:
+    """The names of the twins that control trained entry `name`, first twin first ([] if none)."""
     by_name = {e["name"]: e for e in entries}
+    if by_name[name].get("role") != "trained":
+        return []
     base = by_name[name].get("base", name)
-    twin = twin_name(base)
-    return twin if twin in by_name and by_name[name].get("role") == "trained" else None
+    return [e["name"] for e in entries if e.get("role") == "random" and e.get("base") == base]
+
+
+def random_twin_of(entries: list[dict], name: str) -> str | None:
+    """The name of the first twin that controls trained entry `name`, or None if it has none."""
+    twins = random_twins_of(entries, name)
+    return twins[0] if twins else None
+
+
+def extra_twin(entry: dict) -> bool:
+    """A twin after the first: only the sanity table needs its results, not the figures."""
+    return entry.get("role") == "random" and bool(entry.get("twin"))
 
 
 def model_entries(config: dict) -> list[dict]:

@@ -7,7 +7,7 @@ Pure functions of the validated config and the models entries (`models`: name ->
 from __future__ import annotations
 
 from vlmbinding.models.weights import weights_kind
-from vlmbinding.workflow.entries import dataset_dir, random_twin_of
+from vlmbinding.workflow.entries import dataset_dir, extra_twin, random_twins_of
 from vlmbinding.workflow.params import robustness_pools
 
 FIGURES = (
@@ -57,13 +57,24 @@ def robustness_layer_tables(
     return layer_tables(model, blocks, "robustness/neurons")
 
 
+def twins_of(models: dict, config: dict, name: str) -> list[str]:
+    """The random twins (controls.random_twins) that control trained model `name`; none for
+    a replicate on another dataset than the twins' (the sanity table pairs images by id)."""
+    twins = random_twins_of(list(models.values()), name)
+    if twins and dataset_dir(models[twins[0]], config) != dataset_dir(models[name], config):
+        return []
+    return twins
+
+
 def twin_of(models: dict, config: dict, name: str) -> str | None:
-    """The random twin that controls trained model `name`, or None; none for a replicate
-    on another dataset than the twin's (the sanity table pairs their images by id)."""
-    twin = random_twin_of(list(models.values()), name)
-    if twin and dataset_dir(models[twin], config) != dataset_dir(models[name], config):
-        return None
-    return twin
+    """The first random twin of trained model `name`, or None."""
+    twins = twins_of(models, config, name)
+    return twins[0] if twins else None
+
+
+def sanity_models(models: dict, config: dict) -> list[str]:
+    """The trained models with a twin: each has a sanity table."""
+    return [n for n, m in models.items() if m["role"] != "random" and twin_of(models, config, n)]
 
 
 def pixel_model(models: dict, name: str) -> str:
@@ -93,7 +104,9 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
     if pixels:
         files["beyond"] = "controls/beyond_pixels.parquet"
     out = {}
-    for prefix, model in (("trained", name), ("random", twin_of(models, config, name))):
+    named = [("trained", name)]
+    named += [(f"random{j}", twin) for j, twin in enumerate(twins_of(models, config, name))]
+    for prefix, model in named:
         out |= {f"{prefix}_{k}": f"results/{model}/{v}" for k, v in files.items()}
     if pixels:
         out["trained_pixel_separability"] = pixel_separability(models, name)
@@ -125,8 +138,9 @@ def intervention_targets(config: dict, name: str) -> list[str]:
 
 
 def control_targets(models: dict, config: dict) -> list[str]:
-    """The sanity table and figure of every model with a twin; the pixel baseline's tables."""
-    targets = []
+    """The sanity table and figure of every model with a twin, the verdicts' front page;
+    the pixel baseline's tables."""
+    targets = ["results/verdicts.html"] if sanity_models(models, config) else []
     for name, m in models.items():
         if m["role"] == "random":
             continue
@@ -142,6 +156,8 @@ def all_targets(models: dict, config: dict) -> list[str]:
     """Every figure of every model, the cross-model view and the tables behind them."""
     targets = ["results/comparison/models.png", "results/config.html"]
     for name, m in models.items():
+        if extra_twin(m):  # only the sanity table reads a second or later twin
+            continue
         names = list(FIGURES) + (["zero_shot"] if m["weights"] == "toy" else [])
         targets += [f"results/{name}/figures/{f}.png" for f in names]
         targets.append(f"results/{name}/tables.html")

@@ -29,11 +29,12 @@ def replicate_forest(
     """Forest plot per base model: every trained replicate's r with its interval, then the pool.
 
     `summary` has one row per model (model, base, role, r_D, r_M and their intervals as
-    `compare.model_summary` gives them); `pooled` is `compare.pool_replicates(summary)`.
+    `compare.model_summary` gives them); `pooled` is `pooling.pool_replicate_pairs` (features
+    and seeds resampled together) or `cross_model.pool_replicates` (DerSimonian-Laird).
     Circles: replicates (feature-bootstrap 95% interval, or the pair bootstrap where that
-    is all there is, drawn dashed); diamonds: the DerSimonian-Laird pooled r and its 95%
-    interval, labelled with the number of replicates and I² (only for bases with more than
-    one trained model).
+    is all there is, drawn dashed); diamonds: the pooled r and its 95%
+    interval, labelled with the number of replicates (and I² for the DerSimonian-Laird
+    pool; only for bases with more than one trained model).
     """
     trained = summary[summary["role"] == "trained"]
     if trained.empty:
@@ -71,7 +72,8 @@ def replicate_forest(
             diamond = [(p["ci_low"], yi), (p["r_pooled"], yi + 0.3), (p["ci_high"], yi),
                        (p["r_pooled"], yi - 0.3)]  # fmt: skip
             ax.add_patch(Polygon(diamond, closed=True, color="0.15", zorder=3))
-            i2 = f", I² = {100 * p['I2']:.0f}%" if np.isfinite(p["I2"]) else ""
+            i2 = p.get("I2", np.nan)
+            i2 = f", I² = {100 * i2:.0f}%" if np.isfinite(i2) else ""
             ax.annotate(
                 f"{_num(p['r_pooled'])} [{_num(p['ci_low'])}, {_num(p['ci_high'])}]{i2}",
                 (p["ci_high"], yi),
@@ -89,7 +91,7 @@ def replicate_forest(
     axes[0].set_ylim(-0.7, n - 0.3)
     fig.supxlabel(
         "Solid: 95% feature-bootstrap interval (features resampled); dashed: pair bootstrap "
-        "(conditional: pairs treated as independent). Diamonds: DerSimonian-Laird pool.",
+        "(conditional: pairs treated as independent). Diamonds: pooled over seeds.",
         fontsize=8,
         color="0.3",
     )

@@ -1,0 +1,146 @@
+"""Pooling r(S, D) and r(S, M) over seeds, counting the error the seeds share once.
+
+Replicates of one base model (training or dataset seeds) are measured on the same
+features, and training seeds on the same images too. Each replicate's feature-bootstrap
+error comes mostly from *which features* were sampled, an error all seeds share: a
+meta-analysis that weights seeds by those errors as if independent (DerSimonian-Laird,
+`cross_model.random_effects`) divides it by sqrt(k) and gives too narrow an interval.
+
+Here one bootstrap resamples both units at once: in each draw the features (with
+replacement, the same draw for every seed: the pairs among them are rebuilt in every
+replicate) and the seeds (k of the k replicates, with replacement). The pooled r is
+tanh of the mean Fisher z over seeds (seeds are exchangeable: equal weights); its interval
+the percentile interval of the draws, taken as the hull with the interval of the
+features-only bootstrap (every seed kept, features drawn), so it is never narrower than the
+shared-feature error alone. The spread between seeds is reported on its own: the sd of r
+over seeds and the t interval of their mean (the unit: the seed).
+
+Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from vlmbinding.analysis.correlation import pairs_to_matrix
+from vlmbinding.analysis.resampling import feature_resamples, resampled_pairs, rowwise_correlation
+
+LEVEL = 0.95
+_R_MAX = 1 - 1e-12
+SHARED_COLUMNS = [
+    "base",
+    "metric",
+    "k",
+    "r_pooled",
+    "ci_low",
+    "ci_high",
+    "feature_ci_low",
+    "feature_ci_high",
+    "r_mean",
+    "r_sd",
+    "seed_ci_low",
+    "seed_ci_high",
+    "r_replicates",
+]
+
+
+def _z(r):
+    return np.arctanh(np.clip(np.asarray(r, float), -_R_MAX, _R_MAX))
+
+
+def _percentiles(x: np.ndarray, level: float) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return float("nan"), float("nan")
+    low, high = np.percentile(x, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
+def pooled_over_seeds(
+    replicates: Sequence[tuple[np.ndarray, np.ndarray]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict:
+    """r(S, x) pooled over seeds, with one bootstrap that draws features and seeds.
+
+    `replicates`: per seed, its [F, F] pair matrices of S and x over the *same* F features
+    (NaN for a missing pair). Units resampled: the features (one draw shared by all
+    seeds, `resampling.feature_resamples`) and the seeds (k drawn with replacement), both
+    with numpy default_rng(seed). Returns k, r_pooled (tanh of the mean Fisher z of the
+    seeds' r), ci_low/ci_high (the two-unit percentile interval, widened to contain the
+    features-only one), feature_ci_low/high (features drawn, every seed kept: the
+    shared-feature error alone), r_mean, r_sd (over seeds, ddof 1), seed_ci_low/high
+    (Student t interval of the mean r over seeds, k - 1 df; NaN for k < 2), r_replicates.
+    """
+    reps = [(np.asarray(s, float), np.asarray(x, float)) for s, x in replicates]
+    k = len(reps)
+    if not k:
+        raise ValueError("pooling needs at least one replicate")
+    f = reps[0][0].shape[0]
+    if any(s.shape != (f, f) or x.shape != (f, f) for s, x in reps):
+        raise ValueError("every replicate needs [F, F] matrices over the same F features")
+    rng = np.random.default_rng(seed)
+    draws = feature_resamples(f, n_boot, rng)
+    full = np.arange(f)[None]
+    r = np.array([rowwise_correlation(*resampled_pairs(s, x, full))[0] for s, x in reps])
+    z_boot = np.stack([_z(rowwise_correlation(*resampled_pairs(s, x, draws))) for s, x in reps])
+    # z_boot [k, n_boot]: seed j's Fisher z under feature draw b
+    features_only = np.tanh(np.nanmean(z_boot, axis=0))
+    pick = rng.integers(0, k, (n_boot, k))  # the seeds drawn in each resample
+    both = np.tanh(np.nanmean(z_boot[pick, np.arange(n_boot)[:, None]], axis=1))
+    f_low, f_high = _percentiles(features_only, level)
+    b_low, b_high = _percentiles(both, level)
+    finite = r[np.isfinite(r)]
+    mean = float(finite.mean()) if len(finite) else float("nan")
+    sd = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+    half = (
+        stats.t.ppf(0.5 + level / 2, len(finite) - 1) * sd / np.sqrt(len(finite))
+        if len(finite) > 1
+        else float("nan")
+    )
+    return {
+        "k": k,
+        "r_pooled": float(np.tanh(_z(finite).mean())) if len(finite) else float("nan"),
+        "ci_low": float(np.fmin(b_low, f_low)),
+        "ci_high": float(np.fmax(b_high, f_high)),
+        "feature_ci_low": f_low,
+        "feature_ci_high": f_high,
+        "r_mean": mean,
+        "r_sd": sd,
+        "seed_ci_low": mean - half,
+        "seed_ci_high": mean + half,
+        "r_replicates": ",".join(f"{v:.3f}" for v in r),
+    }
+
+
+def pool_replicate_pairs(
+    pairs: Mapping[str, Sequence[pd.DataFrame]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    metrics: Sequence[str] = ("D", "M"),
+) -> pd.DataFrame:
+    """One row per base model and metric: `pooled_over_seeds` of its trained replicates.
+
+    `pairs` maps a base model to its replicates' pair tables (f1, f2, S, D, M: the pairs
+    `cross_model.pair_table` correlates). The features are those every replicate has a
+    pair of, in first-seen order; pairs are matched by their features. Columns
+    SHARED_COLUMNS.
+    """
+    rows = []
+    for base, tables in pairs.items():
+        tables = list(tables)
+        features: list[str] = []
+        for t in tables:
+            for f in pd.concat([t["f1"], t["f2"]]):
+                if f not in features:
+                    features.append(f)
+        for metric in metrics:
+            reps = [(pairs_to_matrix(t, "S", features), pairs_to_matrix(t, metric, features))
+                    for t in tables]  # fmt: skip
+            rows.append({"base": base, "metric": metric} | pooled_over_seeds(reps, n_boot, seed))
+    return pd.DataFrame(rows, columns=SHARED_COLUMNS)
