@@ -27,7 +27,7 @@ def tables(prefix):
     return out
 
 
-n_twins = sum(1 for key in i.keys() if key.startswith("random") and key.endswith("_neurons"))
+n_twins = sum(1 for key in i.keys() if key.startswith("random") and key.endswith("_neurons"))  # noqa: SIM118 (a Namedlist iterates values)
 table = sanity_table(
     tables("trained"),
     [tables(f"random{j}") for j in range(n_twins)],
