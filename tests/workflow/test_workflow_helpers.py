@@ -45,12 +45,18 @@ def test_all_targets_follow_the_switches(config):
     assert "results/toy/controls/random/controls/sanity.html" not in more  # a twin has none
 
 
-def test_the_sanity_table_reads_the_trained_model_and_its_twin(config):
-    config["controls"].update(random_weights=True, pixel_baseline=True)
+def test_the_sanity_table_reads_the_trained_model_and_its_twins(config):
+    config["controls"].update(random_weights=True, pixel_baseline=True, random_twins=3)
     models = models_of(config)
     inputs = targets.sanity_inputs(models, config, "toy")
     assert inputs["trained_neurons"] == "results/toy/neurons.parquet"
-    assert inputs["random_neurons"] == "results/toy/controls/random/neurons.parquet"
+    assert inputs["random0_neurons"] == "results/toy/controls/random/neurons.parquet"
+    assert inputs["random2_neurons"] == "results/toy/controls/random-2/neurons.parquet"
+    assert "random3_neurons" not in inputs
+    everything = targets.all_targets(models, config)
+    assert "results/verdicts.html" in everything
+    # a second or later twin makes only what the sanity table reads, not figures
+    assert not any(t.startswith("results/toy/controls/random-1/figures") for t in everything)
     assert inputs["trained_pixel_separability"] == "results/toy/separability_pixels.parquet"
     twin_pixels = targets.pixel_separability(models, "toy/controls/random")
     assert twin_pixels == "results/toy/separability_pixels.parquet"  # the trained model's
