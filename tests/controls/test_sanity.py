@@ -250,3 +250,8 @@ def test_several_twins_give_one_row_per_statistic_with_their_spread(tables):
     row = table.set_index("statistic").loc["median neuron entropy (bits)"]
     assert row["random_ci_low"] < row["random"] < row["random_ci_high"]  # prediction interval
     assert "2 untrained twins" in verdicts.sanity_sentences(table)[0]
+    # the front page reads the table as written (its columns, kind included)
+    from vlmbinding.controls.front_page import model_verdict_sentences
+
+    survived, _, _ = model_verdict_sentences(table[sanity.SANITY_COLUMNS], trained["correlation"])
+    assert survived.startswith("Survived 2 random-weights twins")

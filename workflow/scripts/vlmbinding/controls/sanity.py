@@ -33,6 +33,7 @@ LEVEL = 0.95
 SANITY_COLUMNS = [
     "statistic",
     "unit",
+    "kind",
     "trained",
     "trained_ci_low",
     "trained_ci_high",
