@@ -90,6 +90,7 @@ def all_targets():
         if config["robustness"]["enabled"]:
             targets.append(f"results/{name}/figures/specification_curve.png")
         targets += intervention_targets(name)
+        targets += sharing_targets(name)  # workflow/rules/sharing.smk
     targets += control_targets()
     return targets
 

@@ -45,6 +45,7 @@ rule tabulate_sanity:
     """The trained model against its random twin and the pixels: one row per statistic."""
     input:
         unpack(sanity_inputs),
+        unpack(sharing_sanity_inputs),
     output:
         table="results/{model}/controls/sanity.parquet",
         html=report(

@@ -4,6 +4,7 @@ import pandas as pd
 
 from vlmbinding.atomic import write_parquet
 from vlmbinding.controls.sanity import sanity_table
+from vlmbinding.controls.sharing_sanity import sharing_sanity_rows
 from vlmbinding.controls.verdicts import sanity_page_sections
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
@@ -24,18 +25,20 @@ def tables(prefix):
     out = {name: read(name) for name in names}
     out["beyond"] = read("beyond")
     out["pixel_separability"] = read("pixel_separability")
+    out["sharing"] = read("sharing")
+    out["sharing_correlation"] = read("sharing_correlation")
     return out
 
 
+trained, random = tables("trained"), tables("random")
+kinds = Vocabulary.from_config(p.vocabulary).feature_kinds
+stats = {"n_boot": p.statistics["bootstrap"], "seed": p.statistics["seed"]}
 table = sanity_table(
-    tables("trained"),
-    tables("random"),
-    Vocabulary.from_config(p.vocabulary).feature_kinds,
-    space=p.space,
-    entropy_threshold=p.entropy_threshold,
-    n_boot=p.statistics["bootstrap"],
-    seed=p.statistics["seed"],
+    trained, random, kinds, space=p.space, entropy_threshold=p.entropy_threshold, **stats
 )
+if trained["sharing"] is not None:  # sharing.enabled: the overlap's rows
+    sharing = sharing_sanity_rows(trained, random, kinds, space=p.space, **stats)
+    table = pd.concat([table, sharing], ignore_index=True)
 write_parquet(table, snakemake.output.table)
 with open(snakemake.output.html, "w") as f:
     f.write(html_page(f"{snakemake.wildcards.model}: sanity controls", sanity_page_sections(table)))
