@@ -28,6 +28,8 @@ from vlmbinding.workflow.params import (
     robustness_params,
     robustness_pools,
     selection_params,
+    sharing_params,
+    sharing_pool,
     toy_params,
     vocabulary_params,
 )
@@ -42,6 +44,7 @@ try:
     IMAGE_IDS = checks.dataset_image_ids(config)
     GEOMETRY = checks.geometries(MODELS, ARCH_DIR)
     LAYERS = checks.check_analysis(config, GEOMETRY, IMAGE_IDS)
+    checks.check_sharing(config, GEOMETRY, LAYERS, len(IMAGE_IDS))
 except (ConfigError, DatasetError, ValueError) as e:
     raise WorkflowError(str(e)) from None
 

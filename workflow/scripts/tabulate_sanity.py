@@ -4,6 +4,7 @@ import pandas as pd
 
 from vlmbinding.atomic import write_parquet
 from vlmbinding.controls.sanity import sanity_table
+from vlmbinding.controls.sharing_sanity import sharing_sanity_rows
 from vlmbinding.controls.verdicts import sanity_page_sections
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
@@ -24,19 +25,27 @@ def tables(prefix):
     out = {name: read(name) for name in names}
     out["beyond"] = read("beyond")
     out["pixel_separability"] = read("pixel_separability")
+    out["sharing"] = read("sharing")
+    out["sharing_correlation"] = read("sharing_correlation")
     return out
 
 
 n_twins = sum(1 for key in i.keys() if key.startswith("random") and key.endswith("_neurons"))  # noqa: SIM118 (a Namedlist iterates values)
+kinds = Vocabulary.from_config(p.vocabulary).feature_kinds
+stats = {"n_boot": p.statistics["bootstrap"], "seed": p.statistics["seed"]}
+trained = tables("trained")
 table = sanity_table(
-    tables("trained"),
+    trained,
     [tables(f"random{j}") for j in range(n_twins)],
-    Vocabulary.from_config(p.vocabulary).feature_kinds,
+    kinds,
     space=p.space,
     entropy_threshold=p.entropy_threshold,
-    n_boot=p.statistics["bootstrap"],
-    seed=p.statistics["seed"],
+    **stats,
 )
+if trained["sharing"] is not None:  # sharing.enabled: the overlap's rows
+    # the sharing rows compare with the first twin (sharing_sanity_inputs reads its tables)
+    sharing = sharing_sanity_rows(trained, tables("random"), kinds, space=p.space, **stats)
+    table = pd.concat([table, sharing], ignore_index=True)
 write_parquet(table, snakemake.output.table)
 with open(snakemake.output.html, "w") as f:
     sections = sanity_page_sections(table, p.primary, p.space)

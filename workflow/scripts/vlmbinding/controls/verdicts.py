@@ -93,7 +93,7 @@ def sanity_sentences(table: pd.DataFrame) -> list[str]:
             what = (
                 "an evenly spread map (the object's area share)"
                 if row.statistic.startswith("Grad-CAM")
-                else "S against the pixels' separability"
+                else f"{row.statistic[2:].split(',')[0]} against the pixels' separability"
             )
             pix = f"; {what} {_fmt(row.pixels)}"
         k = int(getattr(row, "n_twins", 1) or 1)

@@ -128,3 +128,25 @@ def weights_problem_of(entry: dict, arch_dir: Path) -> str | None:
     if not problem and kind in ("tag", "hf-hub", "random"):
         problem = startup.tokenizer_problem(model_config(entry, arch_dir))
     return f"models entry {entry['name']!r}: {problem}" if problem else None
+
+
+def check_sharing(config: dict, geometries: dict[str, dict], layers: dict, n_images: int):
+    """The layer pools against sharing.m, and the images against the tuning regression."""
+    s = config["sharing"]
+    if not s["enabled"]:
+        return
+    n_features = sum(len(config["dataset"][k]) for k in ("shapes", "colors", "positions"))
+    # intercept, count, one column per feature, and as many decorrelation directions
+    need = 3 + n_features * (2 if s["decorrelate"] else 1)
+    if n_images < need:
+        raise ConfigError(
+            f"sharing.enabled: {n_images} images are too few for the tuning regression over "
+            f"{n_features} features (at least {need}); add images or set sharing.enabled: false"
+        )
+    for name, geometry in geometries.items():
+        pool = len(layers[name]) * geometry["width"]
+        if s["m"] is not None and s["m"] > pool:
+            raise ConfigError(
+                f"sharing.m: {s['m']} neurons per tuned set, but the layer pool of models "
+                f"entry {name!r} has {pool} neurons (analysis.layers)"
+            )

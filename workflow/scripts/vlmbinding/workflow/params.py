@@ -125,3 +125,14 @@ def robustness_main(config: dict, main_blocks) -> dict:
 def intervention_params(config: dict) -> dict:
     """The interventions block (tracked for reruns; `enabled` only picks targets)."""
     return sorted_dict({k: v for k, v in config["interventions"].items() if k != "enabled"})
+
+
+def sharing_params(config: dict) -> dict:
+    """The sharing block's result-changing settings (`enabled` only picks targets)."""
+    return sorted_dict({k: v for k, v in config["sharing"].items() if k != "enabled"})
+
+
+def sharing_pool(config: dict, layers) -> dict:
+    """The layer pool and token reduction the affinities use (analysis block)."""
+    a = config["analysis"]
+    return {"layers": list(layers), "reduce": a["reduce"], "tokens": a["tokens"]}

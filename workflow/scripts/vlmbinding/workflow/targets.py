@@ -110,6 +110,28 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
         out |= {f"{prefix}_{k}": f"results/{model}/{v}" for k, v in files.items()}
     if pixels:
         out["trained_pixel_separability"] = pixel_separability(models, name)
+    return out | sharing_sanity_inputs(models, config, name)
+
+
+def sharing_targets(config: dict, name: str) -> list[str]:
+    """A model's sharing tables and figure, when sharing.enabled."""
+    if not config["sharing"]["enabled"]:
+        return []
+    base = f"results/{name}"
+    tables = ("sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png")
+    return [f"{base}/{t}" for t in tables]
+
+
+def sharing_sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
+    """The trained model's and its first twin's sharing tables, for the sanity table's rows
+    (the sharing rows compare with one twin)."""
+    twin = twin_of(models, config, name)
+    if not config["sharing"]["enabled"] or twin is None:
+        return {}
+    out = {}
+    for prefix, model in (("trained", name), ("random", twin)):
+        out[f"{prefix}_sharing"] = f"results/{model}/sharing.parquet"
+        out[f"{prefix}_sharing_correlation"] = f"results/{model}/sharing_correlation.parquet"
     return out
 
 
@@ -164,4 +186,5 @@ def all_targets(models: dict, config: dict) -> list[str]:
         if config["robustness"]["enabled"]:
             targets.append(f"results/{name}/figures/specification_curve.png")
         targets += intervention_targets(config, name)
+        targets += sharing_targets(config, name)
     return targets + control_targets(models, config)

@@ -1,0 +1,80 @@
+"""End-to-end: the sharing stage on the tiny config (model and its twin), its contract, the
+sanity table's sharing rows, and that changing sharing.m reruns only the sharing jobs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_workflow
+from test_workflow_analysis import planned_jobs
+
+from vlmbinding.analysis.sharing_stage import SHARING_COLUMNS, SHARING_CORRELATION_COLUMNS
+
+# make test-slow (pytest.ini): a whole workflow run of an optional stage
+pytestmark = pytest.mark.slow
+
+MODELS = ("toy", "toy/controls/random")
+SHARING_JOBS = {"measure_sharing", "correlate_sharing", "plot_sharing"}
+
+
+def targets(models=MODELS) -> list[str]:
+    files = ["sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png"]
+    return [f"results/{m}/{f}" for m in models for f in files] + [
+        "results/toy/controls/sanity.parquet"
+    ]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    import yaml
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    # 45 images: the tuning regression needs more images than 2 x 16 features + 3
+    config["dataset"]["images_per_count"] = 15
+    config["sharing"] = {"enabled": True, "n_null": 49}
+    config["controls"] = {"random_weights": True, "pixel_baseline": True, "seed": 0}
+    work = tmp_path_factory.mktemp("sharing")
+    run_workflow(work, config, *targets())
+    return work, config
+
+
+def test_sharing_follows_the_contract_for_the_model_and_its_twin(shared):
+    work, _ = shared
+    for name in MODELS:
+        table = pd.read_parquet(work / "results" / name / "sharing.parquet")
+        assert list(table.columns) == SHARING_COLUMNS
+        assert set(table["measure"]) == {"overlap", "conjunctive", "separate"}
+        assert (table["basis"] == "neurons").all() and (table["layers"] == "0,1").all()
+        assert (table["measure"] == "overlap").sum() == 120
+        assert not table[["value", "z", "p"]].isna().any().any()
+        corr = pd.read_parquet(work / "results" / name / "sharing_correlation.parquet")
+        assert list(corr.columns) == SHARING_CORRELATION_COLUMNS
+        overlap = corr[(corr["measure"] == "overlap") & (corr["score"] == "z")]
+        assert {"D", "M", "accuracy"} <= set(overlap["metric"])
+        assert np.isfinite(overlap["additive_r2"]).all()
+        assert (work / "results" / name / "figures" / "sharing.pdf").stat().st_size > 0
+        log = (work / "logs" / "measure_sharing" / f"{name}.log").read_text()
+        assert "neuron overlap: 64 neurons, m=8, 49 null draws" in log
+
+
+def test_the_sanity_table_has_the_overlap_rows(shared):
+    work, _ = shared
+    table = pd.read_parquet(work / "results" / "toy" / "controls" / "sanity.parquet")
+    rows = table[table["statistic"].str.startswith("r(overlap z")]
+    assert len(rows) == 4 and np.isfinite(rows[["trained", "random"]]).all().all()
+    assert np.isfinite(rows["pixels"]).all()
+
+
+def test_changing_m_reruns_only_the_sharing_jobs(shared):
+    work, config = shared
+    changed = copy.deepcopy(config)
+    changed["sharing"]["m"] = 5
+    jobs = planned_jobs(run_workflow(work, changed, "-n", *targets()))
+    assert jobs["measure_sharing"] == 2
+    assert set(jobs) <= SHARING_JOBS | {"tabulate_sanity"}, jobs
+    untouched = planned_jobs(run_workflow(work, config, "-n", *targets()))
+    assert not untouched, untouched
