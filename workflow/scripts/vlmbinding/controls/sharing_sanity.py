@@ -114,6 +114,10 @@ def sharing_sanity_rows(
                 "pixels_ci_high": float(pixels[2]),
                 "trained_mantel_p": float(ct["mantel_p"]),
                 "random_mantel_p": float(cr["mantel_p"]),
+                "trained_mde_r": float(ct.get("mde_r", np.nan)),
+                "n_twins": 1,
+                "random_sd": np.nan,
+                "note": "against the first twin",
             }
             row["survives"], row["verdict"] = verdict(row)
             rows.append(row)
