@@ -50,6 +50,7 @@ DEFAULTS = {
     for name, p in inspect.signature(sae.train_topk_sae).parameters.items()
     if p.default is not inspect.Parameter.empty
 }
+KEYS = ("expansion", "k", "epochs", "lr", "batch_size", "aux_penalty")
 
 
 def synthetic_tokens(n: int, width: int, seed: int, per_unit: int = 4, active: int = 4):
@@ -85,8 +86,7 @@ def toy_layers(args):
 
 
 def settings(args) -> dict:
-    keys = ("expansion", "k", "epochs", "lr", "batch_size")
-    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    return {k: getattr(args, k) for k in KEYS if getattr(args, k) is not None}
 
 
 def bench_toy(args) -> None:
@@ -95,7 +95,7 @@ def bench_toy(args) -> None:
     torch.set_num_threads(args.threads)
     layers = toy_layers(args)
     kw = settings(args)
-    shown = {**{k: DEFAULTS[k] for k in ("expansion", "k", "epochs", "lr", "batch_size")}, **kw}
+    shown = {**{k: DEFAULTS[k] for k in KEYS}, **kw}
     print(f"Toy model: {len(layers)} layers, tokens sampled {args.tokens}, {shown}")
     cpu = CpuShare()
     total_train = total_pool = 0.0
@@ -140,10 +140,8 @@ def bench_vit(args) -> None:
         f"device {args.device}, {args.threads} thread(s)"
     )
     t0 = time.perf_counter()
-    dictionary, _ = sae.train_topk_sae(
-        tokens, expansion=expansion, k=k, epochs=1, batch_size=batch, holdout=0.0,
-        device=args.device, name="ViT-L/14 layer",
-    )  # fmt: skip
+    kw = {**settings(args), "epochs": 1, "batch_size": batch, "holdout": 0.0}
+    dictionary, _ = sae.train_topk_sae(tokens, device=args.device, name="ViT-L/14 layer", **kw)
     per_step = (time.perf_counter() - t0) / steps
     full_steps = -(-n_tokens // batch) * epochs
     t0 = time.perf_counter()
@@ -161,13 +159,14 @@ def bench_vit(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--store", help="activation store (tokens mode) of the toy model")
-    p.add_argument("--tokens", type=int, default=8192, help="tokens sampled a layer")
+    p.add_argument("--tokens", type=int, default=16384, help="tokens sampled a layer")
     p.add_argument("--seeds", type=int, default=3, help="SAE seeds a layer")
     p.add_argument("--expansion", type=int)
     p.add_argument("--k", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--aux-penalty", dest="aux_penalty", type=float)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-toy", action="store_true")

@@ -170,12 +170,12 @@ def train_topk_sae(
     *,
     expansion: int = 4,
     k: int = 16,
-    epochs: int = 30,
-    lr: float = 1e-3,
+    epochs: int = 5,
+    lr: float = 3e-3,
     batch_size: int = 256,
     seed: int = 0,
     scaling: str = "global",
-    aux_penalty: float = 1 / 32,
+    aux_penalty: float = 0.0,
     holdout: float = 0.1,
     dead_warn: float = 0.5,
     device: str = "cpu",
@@ -185,10 +185,13 @@ def train_topk_sae(
 
     expansion * unit latents, k active per token; Adam at `lr`, `epochs` passes over the
     training tokens in shuffled batches; loss = mean squared error plus `aux_penalty` times
-    overcomplete's AuxK term (which trains latents that have stopped firing). `seed` fixes
-    the held-out split, the initialisation and the batch order (the unit resampled between
-    SAE seeds is the whole training run). A fraction `holdout` of the tokens (chosen by
-    `seed`) is held out: `fvu` is measured on them (on the training tokens when none).
+    overcomplete's AuxK term (which trains latents that have stopped firing; Gao et al. use
+    1/32: on the toy model it did not lower the dead fraction and cost 1.5x the time, so it
+    is off by default). `seed` fixes the held-out split, the initialisation and the batch
+    order (the unit resampled between SAE seeds is the whole training run). A fraction
+    `holdout` of the tokens (chosen by `seed`) is held out: `fvu` is measured on them.
+    The defaults train one layer of the demo's toy model (width 128, 16,384 tokens) in about
+    4 CPU-seconds to a held-out FVU of 0.03-0.04 with 22-31% dead latents (bench_sae.py).
 
     The curve has one row an epoch: step (optimiser steps so far), loss (the epoch's mean),
     fvu (held out, eval mode) and dead_fraction (latents that fired on no token that
@@ -197,6 +200,8 @@ def train_topk_sae(
     dictionary whose latents are all dead, raises an error naming `name` (the layer); a
     dead fraction above `dead_warn` is logged as a warning.
     """
+    from importlib.metadata import version
+
     import torch
 
     oc = _overcomplete_sae()
@@ -282,30 +287,14 @@ def train_topk_sae(
     _placed(model, "cpu")
     training = pd.DataFrame(rows, columns=TRAINING_COLUMNS)
     meta = {
-        "layer": name,
-        "expansion": int(expansion),
-        "k": int(k),
-        "seed": int(seed),
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
-        "scaling": scaling,
-        "aux_penalty": float(aux_penalty),
-        "holdout": float(holdout),
-        "n_tokens": int(n),
-        "n_units": int(n_units),
-        "n_latents": int(n_latents),
-        "fvu": fvu,
-        "dead_fraction": dead_fraction,
-        "library": f"overcomplete {_library_version()}",
-    }
+        "layer": name, "expansion": int(expansion), "k": int(k), "seed": int(seed),
+        "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size),
+        "scaling": scaling, "aux_penalty": float(aux_penalty), "holdout": float(holdout),
+        "n_tokens": int(n), "n_units": int(n_units), "n_latents": int(n_latents),
+        "fvu": fvu, "dead_fraction": dead_fraction,
+        "library": f"overcomplete {version('overcomplete')}",
+    }  # fmt: skip
     return SparseDictionary(model, mean, scale, meta, training), training
-
-
-def _library_version() -> str:
-    from importlib.metadata import version
-
-    return version("overcomplete")
 
 
 def save_dictionary(path_dir: str | Path, dictionary: SparseDictionary, meta: dict | None = None):
