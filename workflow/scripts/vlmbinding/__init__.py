@@ -70,6 +70,12 @@ _PUBLIC = {
     "object_patch_masks": "analysis.geometry",
     "object_vectors": "analysis.geometry",
     "encoding_geometry": "analysis.geometry",
+    "train_topk_sae": "analysis.sae",
+    "save_dictionary": "analysis.sae",
+    "load_dictionary": "analysis.sae",
+    "sae_pool_activations": "analysis.sae",
+    "sharing_table": "analysis.sharing_stage",
+    "sharing_correlation_table": "analysis.sharing_stage",
     "pool_replicates": "analysis.cross_model",
     "pool_replicate_pairs": "analysis.pooling",
     # controls
