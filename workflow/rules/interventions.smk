@@ -1,5 +1,16 @@
+def intervention_pool(wildcards):
+    """The analysed layer pool whose tuned sets `select: shared` intersects."""
+    a = config["analysis"]
+    return {
+        "layers": LAYERS[wildcards.model],
+        "reduce": a["reduce"],
+        "tokens": a["tokens"],
+    }
+
+
 rule intervene_neurons:
-    """GPU rule: ablate each pair's neurons and random controls; ΔD, ΔM, Δbinding."""
+    """GPU rule: ablate each pair's shared (or pair-ratio) neurons, single-feature and
+    random controls; ΔD, ΔM, Δbinding."""
     input:
         unpack(intervention_inputs),
     output:
@@ -23,6 +34,7 @@ rule intervene_neurons:
         statistics=correlation_params(),
         pca_variance=config["analysis"]["pca_variance"],
         device=config["device"],
+        pool=intervention_pool,
     script:
         "../scripts/intervene_neurons.py"
 

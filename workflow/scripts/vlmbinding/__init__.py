@@ -73,7 +73,7 @@ _PUBLIC = {
     "beyond_pixels_table": "controls.beyond_pixels",
     "sanity_table": "controls.sanity",
     # interventions
-    "summarise_effects": "interventions.selection",
+    "summarise_effects": "interventions.inference",
     # workflow helpers
     "validate_config": "workflow.config",
 }
