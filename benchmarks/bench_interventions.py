@@ -68,7 +68,11 @@ def parse_args(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-run", help="working directory of a finished workflow run")
     src.add_argument("--synthetic", action="store_true", help="random weights, fresh data")
-    p.add_argument("--model", default="toy-clip", help="models entry name (with --from-run)")
+    p.add_argument(
+        "--model",
+        default="toy-clip",
+        help="models entry name (with --from-run; toy-clip/controls/random: its twin)",
+    )
     p.add_argument("--arch", default="toy-vit", help="architecture (with --synthetic)")
     p.add_argument("--images", type=int, default=500, help="dataset size (with --synthetic)")
     p.add_argument("--n-neurons", type=int, default=1000, help="feature neurons (synthetic)")
@@ -103,6 +107,10 @@ def from_run(args):
     fixed = Path(tempfile.mkdtemp(prefix="bench_interventions_")) / "images.parquet"
     images.to_parquet(fixed, index=False)
     paths["images"] = fixed
+    if args.model.endswith("/controls/random"):  # the toy model's random-weights twin
+        entry = {"name": args.model, "arch": "toy-vit", "weights": "random", "twin_of": "toy"}
+        entry.update(base=args.model.split("/")[0], role="random", seed=0)
+        return entry, None, {k: str(v) for k, v in paths.items()}
     entry = {"name": args.model, "arch": "toy-vit", "weights": "toy"}
     return entry, str(base / "toy_model/checkpoint.pt"), {k: str(v) for k, v in paths.items()}
 
