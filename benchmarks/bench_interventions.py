@@ -186,7 +186,7 @@ def main(argv=None) -> None:
         vocabulary = {"shapes": None, "colors": None, "positions": None}
         vocabulary = {k: list(getattr(Vocabulary(), k)) for k in vocabulary}
         share = CpuShare()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         effects, summary, _ = run_stage(
             entry,
             weights,
@@ -199,7 +199,8 @@ def main(argv=None) -> None:
             args.device,
             pool,
         )
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        print(f"process CPU time: {cpu:.1f} s")
         device = pick_device(args.device)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         print(

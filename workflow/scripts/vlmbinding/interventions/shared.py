@@ -65,7 +65,8 @@ def tuned_pool(
     """Tune every neuron of the pool to every feature and take each feature's A_f.
 
     m defaults to `analysis.sharing.default_m` of the pool's size; `seed` fixes the
-    tuning's decorrelation directions (its only randomness).
+    tuning's decorrelation directions (its only randomness). With too few images to
+    decorrelate (a tiny test dataset), plain OLS t values, with a warning.
     """
     from vlmbinding.analysis.sharing import default_m, tuned_sets
     from vlmbinding.analysis.tuning import neuron_tuning
@@ -76,7 +77,17 @@ def tuned_pool(
         raise ValueError(
             f"interventions.m={m} must be between 1 and the layer pool's {acts.shape[1]} neurons"
         )
-    t = neuron_tuning(acts, presence, n_objects, features=list(features), seed=seed)
+    try:
+        t = neuron_tuning(acts, presence, n_objects, features=list(features), seed=seed)
+    except ValueError as e:
+        if "too few residual directions" not in str(e):
+            raise
+        log.warning(
+            "%s: tuning without decorrelation (plain OLS t values; the design's correlated "
+            "errors can then make pure-noise neurons overlap, see analysis.tuning)",
+            e,
+        )
+        t = neuron_tuning(acts, presence, n_objects, features=list(features), decorrelate=False)
     t = t[:, : len(features)]
     member = tuned_sets(t, m, features)
     return TunedPool(
