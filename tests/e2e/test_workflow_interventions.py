@@ -14,6 +14,8 @@ pytestmark = pytest.mark.slow
 def test_tiny_intervention_run(tmp_path, tiny_config):
     config = tiny_config
     config["interventions"] = {"enabled": True, "control_draws": 2}  # select: shared
+    # tuning every neuron to 16 features jointly needs more images than the tiny 12
+    config["dataset"]["images_per_count"] = 14
     targets = [
         "results/toy/figures/interventions.png",
         "results/toy/figures/interventions_example.png",
