@@ -47,11 +47,14 @@ from vlmbinding.models.architectures import architecture_config  # noqa: E402
 from vlmbinding.models.loading import from_config, pick_device, save_checkpoint  # noqa: E402
 
 DEMO_SETTINGS = {
+    "select": "shared",
+    "m": None,
     "ablation": "mean",
     "batch_size": 256,
     "cache_gib": 8,
     "control_draws": 5,
-    "control_match": "layer_counts",
+    "control_match": "layers",
+    "scale_bins": 4,
     "neurons_per_pair": 10,
     "pairs": "all",
     "ratio_threshold": None,
@@ -65,13 +68,19 @@ def parse_args(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-run", help="working directory of a finished workflow run")
     src.add_argument("--synthetic", action="store_true", help="random weights, fresh data")
-    p.add_argument("--model", default="toy-clip", help="models entry name (with --from-run)")
+    p.add_argument(
+        "--model",
+        default="toy-clip",
+        help="models entry name (with --from-run; toy-clip/controls/random: its twin)",
+    )
     p.add_argument("--arch", default="toy-vit", help="architecture (with --synthetic)")
     p.add_argument("--images", type=int, default=500, help="dataset size (with --synthetic)")
     p.add_argument("--n-neurons", type=int, default=1000, help="feature neurons (synthetic)")
     p.add_argument("--pairs", default="all", help="all | n (top/bottom by S + a sample)")
     p.add_argument("--control-draws", type=int, default=5)
-    p.add_argument("--control-match", default="layer_counts", choices=["layer_counts", "layers"])
+    p.add_argument("--control-match", default="layers", choices=["layers", "layers_and_scale"])
+    p.add_argument("--select", default="shared", choices=["shared", "pair_ratio"])
+    p.add_argument("--pool-layers", default="all", help="analysed blocks: all | last N (int)")
     p.add_argument("--quiet", action="store_true", help="no per-pair log lines")
     p.add_argument("--out", default=None, help="folder for effects.parquet and summary.tsv")
     p.add_argument("--neurons-per-pair", type=int, default=10)
@@ -98,6 +107,10 @@ def from_run(args):
     fixed = Path(tempfile.mkdtemp(prefix="bench_interventions_")) / "images.parquet"
     images.to_parquet(fixed, index=False)
     paths["images"] = fixed
+    if args.model.endswith("/controls/random"):  # the toy model's random-weights twin
+        entry = {"name": args.model, "arch": "toy-vit", "weights": "random", "twin_of": "toy"}
+        entry.update(base=args.model.split("/")[0], role="random", seed=0)
+        return entry, None, {k: str(v) for k, v in paths.items()}
     entry = {"name": args.model, "arch": "toy-vit", "weights": "toy"}
     return entry, str(base / "toy_model/checkpoint.pt"), {k: str(v) for k, v in paths.items()}
 
@@ -155,8 +168,15 @@ def main(argv=None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         entry, weights, paths = from_run(args) if args.from_run else synthetic(args, work)
+        import zarr
+
+        n_layers = int(zarr.open_group(paths["store"], mode="r").attrs["layers"])
+        keep = n_layers if args.pool_layers == "all" else int(args.pool_layers)
+        pool = {"layers": list(range(n_layers - keep, n_layers)), "reduce": "mean"}
+        pool["tokens"] = "all"
         settings = {
             **DEMO_SETTINGS,
+            "select": args.select,
             "pairs": args.pairs if args.pairs == "all" else int(args.pairs),
             "control_draws": args.control_draws,
             "control_match": args.control_match,
@@ -166,7 +186,7 @@ def main(argv=None) -> None:
         vocabulary = {"shapes": None, "colors": None, "positions": None}
         vocabulary = {k: list(getattr(Vocabulary(), k)) for k in vocabulary}
         share = CpuShare()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         effects, summary, _ = run_stage(
             entry,
             weights,
@@ -177,20 +197,23 @@ def main(argv=None) -> None:
             STATISTICS,
             0.9,
             args.device,
+            pool,
         )
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        print(f"process CPU time: {cpu:.1f} s")
         device = pick_device(args.device)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         print(
             f"intervention stage: {len(effects)} pairs x (own + {args.control_draws} control "
-            f"draws, {args.control_match}), median {effects['n_ablated'].median():.0f} "
-            "neurons per pair: "
+            f"draws, {args.control_match}, select {args.select}), "
+            f"{int((effects['n_neurons'] == 0).sum())} pairs with nothing to ablate, median "
+            f"{effects['n_neurons'].median():.0f} neurons per pair: "
             f"{wall:.1f} s wall ({wall / max(1, len(effects)):.2f} s per pair) on {name}, "
             f"{torch.get_num_threads()} torch threads"
         )
         print(share.report())
-        cols = ["measure", "n_pairs", "excess_mean", "excess_ci_low", "excess_ci_high"]
-        cols += ["spearman_S", "spearman_S_ci_low", "spearman_S_ci_high", "mantel_p"]
+        cols = ["measure", "contrast", "n_pairs", "excess_mean", "excess_ci_low"]
+        cols += ["excess_ci_high", "excess_p", "covariate", "spearman", "mantel_p"]
         print(summary[cols].to_string(index=False))
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
-"""Neuron interventions: hooks, batched ablation, pair neurons, controls, statistics."""
+"""Neuron interventions: hooks, batched ablation, pair-ratio neurons, per-pair p-values.
+
+Shared-neuron selection, controls and the feature-level statistics: test_intervention_stats.py.
+"""
 
 from __future__ import annotations
-
-from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -173,23 +174,6 @@ def test_pair_neurons_are_the_top_ratio_neurons_or_those_over_the_threshold():
     assert (over["ratio"] > 0.4).all() and len(over) == int(np.nansum(ratio > 0.4))
 
 
-def test_controls_draw_from_the_same_layers_and_never_the_pairs_own_neurons():
-    rng = np.random.default_rng(2)
-    own = pd.DataFrame({"layer": [0, 0, 2, 2, 2], "unit": [1, 5, 0, 3, 7]})
-    mine = iv.by_layer(own)
-    seen = set()
-    for draw in iv.control_draws(own, 8, 200, rng):
-        assert sorted(draw) == [0, 2]
-        for layer, units in draw.items():
-            assert len(units) == len(mine[layer]) == len(set(units))
-            assert not set(units) & set(mine[layer])
-            seen |= {(layer, u) for u in units}
-    # every other unit of those layers gets drawn
-    assert seen == {(0, u) for u in range(8) if u not in (1, 5)} | {(2, u) for u in (1, 2, 4, 5, 6)}
-    with pytest.raises(ValueError, match="neurons_per_pair"):
-        iv.control_draws(own, 4, 1, rng)
-
-
 def test_empirical_p_is_calibrated_under_exchangeability_and_has_power():
     k = 19
     ps = []
@@ -202,77 +186,9 @@ def test_empirical_p_is_calibrated_under_exchangeability_and_has_power():
     assert np.isnan(iv.z_score(1.0, [0.5]))
 
 
-def test_summary_finds_a_planted_effect_that_grows_with_S_and_not_a_null_one():
-    rng = np.random.default_rng(3)
-    features = [f"f{i}" for i in range(10)]
-    pairs = [(a, b) for i, a in enumerate(features) for b in features[i + 1 :]]
-    s = rng.uniform(0, 10, len(pairs))
-
-    def effects(planted):
-        rows = []
-        for (a, b), si in zip(pairs, s):
-            controls = rng.normal(0, 0.01, 5)
-            own = rng.normal(0, 0.01) + (0.01 * si if planted else 0)
-            row = {"f1": a, "f2": b, "S": si, "n_ablated": 3, "control_draws": 5}
-            for m in iv.MEASURES:
-                row.update(iv.effect_columns(m, own, controls))
-            rows.append(row)
-        return pd.DataFrame(rows)
-
-    planted = iv.summarise_effects(effects(True), features, 500, 199, 0).set_index("measure")
-    assert planted.loc["dM", "excess_ci_low"] > 0
-    assert planted.loc["dM", "spearman_S_ci_low"] > 0.5 and planted.loc["dM", "mantel_p"] < 0.05
-    null = iv.summarise_effects(effects(False), features, 500, 199, 0).set_index("measure")
-    assert null.loc["dM", "excess_ci_low"] < 0.005 and null.loc["dM", "mantel_p"] > 0.01
-
-
 def test_choose_pairs_keeps_top_and_bottom_by_S_and_a_seeded_sample():
     table = pd.DataFrame({"f1": list("abcdefghij"), "f2": list("klmnopqrst"), "S": np.arange(10.0)})
     assert len(iv.choose_pairs(table, "all", 0)) == 10
     chosen = iv.choose_pairs(table, 6, 0)
     assert len(chosen) == 6 and {9.0, 0.0} <= set(chosen["S"])
     assert chosen.equals(iv.choose_pairs(table, 6, 0))
-
-
-def test_shared_control_draws_match_the_layers_and_avoid_each_pairs_own_neurons():
-    rng = np.random.default_rng(4)
-    pool: list = []
-    owns = [
-        {0: np.array([1, 2]), 3: np.array([5])},
-        {0: np.array([3, 4]), 3: np.array([6])},
-        {0: np.array([1, 9]), 3: np.array([0])},
-    ]
-    counts = []
-    for own in owns * 20:
-        chosen = iv.pick_controls(pool, own, 5, 12, rng)
-        assert len(chosen) == 5
-        for draw in chosen:
-            assert iv.layer_profile(draw) == iv.layer_profile(own)
-            for layer, units in draw.items():
-                assert len(set(units)) == len(units)
-                assert not set(units) & set(own[layer])
-        counts.append(len(pool))
-    assert counts[-1] == counts[2]  # after the first round, every pair reuses the pool
-    # a rejected-and-kept draw is uniform over the sets avoiding own: units 1, 2 never, others alike
-    seen = np.zeros(12)
-    for seed in range(300):
-        for draw in iv.pick_controls([], owns[0], 1, 12, np.random.default_rng(seed)):
-            seen[draw[0]] += 1
-    assert seen[1] == seen[2] == 0 and seen[[0, 3, 4, 5, 6, 7, 8, 9, 10, 11]].min() > 30
-
-
-def test_controls_matched_on_layers_only_keep_the_layers_and_the_total():
-    rng = np.random.default_rng(5)
-    own = {0: np.array([1, 2]), 3: np.array([5])}
-    pool: list = []
-    per_layer = Counter()
-    for _ in range(100):
-        for draw in iv.pick_controls(pool, own, 3, 12, rng, match="layers"):
-            assert set(draw) <= {0, 3} and sum(len(u) for u in draw.values()) == 3
-            assert not set(draw.get(0, [])) & {1, 2} and 5 not in set(draw.get(3, []))
-            per_layer.update({layer: len(u) for layer, u in draw.items()})
-        pool = []  # fresh pool: independent draws
-    assert per_layer[0] > 0 and per_layer[3] > 0
-    assert iv.control_profile(own, "layers") == iv.control_profile(
-        {0: np.array([7]), 3: np.array([1, 2])}, "layers"
-    )

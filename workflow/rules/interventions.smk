@@ -4,7 +4,8 @@ localrules:
 
 
 rule intervene_neurons:
-    """GPU rule: ablate each pair's neurons and random controls; ΔD, ΔM, Δbinding."""
+    """GPU rule: ablate each pair's shared (or pair-ratio) neurons, single-feature and
+    random controls; ΔD, ΔM, Δbinding."""
     input:
         store=rules.extract_activations.output.store,
         images=dataset_file("images"),
@@ -33,6 +34,7 @@ rule intervene_neurons:
         statistics=correlation_params(config),
         pca_variance=config["analysis"]["pca_variance"],
         device=config["device"],
+        pool=lambda w: sharing_pool(config, LAYERS[w.model]),
     script:
         "../scripts/intervene_neurons.py"
 

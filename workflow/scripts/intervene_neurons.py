@@ -1,4 +1,4 @@
-"""Rule intervene_neurons: ablate each pair's neurons and random controls; ΔD, ΔM, Δbinding."""
+"""Rule intervene_neurons: ablate each pair's neurons and its controls; ΔD, ΔM, Δbinding."""
 
 import logging
 
@@ -26,6 +26,7 @@ effects, summary, example = run_stage(
     snakemake.params.statistics,
     snakemake.params.pca_variance,
     snakemake.params.device,
+    snakemake.params.pool,
 )
 write_parquet(effects, snakemake.output.effects)
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)

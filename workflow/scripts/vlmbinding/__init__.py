@@ -84,7 +84,7 @@ _PUBLIC = {
     "sanity_table": "controls.sanity",
     "twin_band": "controls.twins",
     # interventions
-    "summarise_effects": "interventions.selection",
+    "summarise_effects": "interventions.inference",
     # workflow helpers
     "validate_config": "workflow.config",
 }

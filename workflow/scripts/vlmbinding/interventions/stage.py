@@ -23,7 +23,10 @@ from threadpoolctl import threadpool_limits
 
 from vlmbinding.analysis.separability import centroid_separability, pair_classes, pca_project
 from vlmbinding.interventions import ablation as ab
+from vlmbinding.interventions import controls as ctl
+from vlmbinding.interventions import inference as inf
 from vlmbinding.interventions import selection as iv
+from vlmbinding.interventions import shared as sh
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +99,50 @@ def full_space(emb, classes) -> np.ndarray:
 
 @dataclass
 class Settings:
+    select: str = "shared"
     neurons_per_pair: int = 10
     ratio_threshold: float | None = None
     control_draws: int = 5
     seed: int = 0
     batch_size: int = 256
     pca_variance: float = 0.9
-    control_match: str = "layer_counts"
 
 
 def condition_key(neurons: dict[int, np.ndarray]) -> tuple:
     return tuple(
         (int(layer), tuple(int(u) for u in units)) for layer, units in sorted(neurons.items())
     )
+
+
+def n_of(neurons: dict[int, np.ndarray]) -> int:
+    return sum(len(u) for u in neurons.values())
+
+
+def layers_of(neurons: dict[int, np.ndarray]) -> str:
+    return ",".join(str(layer) for layer, u in sorted(neurons.items()) if len(u))
+
+
+def pair_ratio_selector(feature_neurons: pd.DataFrame, features, settings: Settings):
+    """select: pair_ratio: f(f1, f2) -> {"own": the top pair-ratio neurons}."""
+
+    def select(f1, f2):
+        own = iv.pair_neurons(
+            feature_neurons, features, f1, f2, settings.neurons_per_pair, settings.ratio_threshold
+        )
+        return {"own": iv.by_layer(own)}
+
+    return select
+
+
+def shared_selector(pool: sh.TunedPool, features):
+    """select: shared: f(f1, f2) -> {"own": A_f1 & A_f2, "f1_only", "f2_only", counts}."""
+    col = {f: j for j, f in enumerate(features)}
+
+    def select(f1, f2):
+        sets = sh.pair_sets(pool, col[f1], col[f2])
+        return {"own": sets.pop("shared"), **sets}
+
+    return select
 
 
 def run_interventions(
@@ -119,21 +153,23 @@ def run_interventions(
     presence: np.ndarray,
     features: list[str],
     pairs: pd.DataFrame,
-    feature_neurons: pd.DataFrame,
+    select,
     trials: Trials,
-    width: int,
+    controls: ctl.StratumIndex,
     settings: Settings,
 ) -> tuple[pd.DataFrame, dict]:
     """(effects table, example) for the `pairs` (f1, f2, S), one row per pair.
 
-    `cache` holds the unablated residual stream of the images (rows as in `stored`,
-    `presence` and the trials). Every condition (a pair's own neurons, a control draw) is
-    run once over all images and its embeddings kept for reuse: control draws are shared
-    between pairs with the same layer profile (`interventions.pick_controls`), own sets
-    repeat when pairs share their top neurons. Kept: every control draw's embeddings (their
-    number is bounded by the profiles times the draws, not by the pairs) and the last few
-    own sets. The example is the before/after embedding of the two classes of the pair
-    whose own ablation moved M most beyond its controls.
+    `select(f1, f2)` gives the pair's neuron sets: "own" (ablated and compared), and with
+    `select: shared` "f1_only" and "f2_only" (equally many single-feature neurons of the
+    same layers). A pair with no own neuron is recorded with n_neurons 0 and skipped (a
+    log line, no effect values). `cache` holds the unablated residual stream of the images
+    (rows as in `stored`, `presence` and the trials). The own set runs over all images
+    (the other pairs' changes need them) and its control draws too, since draws are shared
+    between pairs of one stratum profile (`controls.pick_controls`) and kept for the run;
+    the single-feature sets run over the pair's own images only (its two classes and its
+    binding trials). The example is the before/after embedding of the two classes of the
+    pair whose own ablation moved M most beyond its controls.
     """
     col = {f: j for j, f in enumerate(features)}
     all_pairs = [(a, b) for i, a in enumerate(features) for b in features[i + 1 :]]
@@ -145,67 +181,80 @@ def run_interventions(
     kept: dict[tuple, np.ndarray] = {}  # control draws: kept for the whole run
     recent: dict[tuple, np.ndarray] = {}  # own sets: the last few
     rows, example, best = [], {}, -np.inf
-    t0, passes = time.time(), 0
+    t0, passes, skipped = time.time(), 0, 0
     for k, pair in enumerate(pairs.itertuples(index=False)):
         f1, f2 = pair.f1, pair.f2
         m1, m2 = pair_classes(presence, col[f1], col[f2])
         sel = trials.involving(f1, f2)
         with threadpool_limits(limits=1, user_api="blas"):
             before = pair_measures(stored, m1, m2, trials, sel, settings.pca_variance)
-        own = iv.pair_neurons(
-            feature_neurons, features, f1, f2, settings.neurons_per_pair, settings.ratio_threshold
-        )
+        sets = select(f1, f2)
+        own = sets["own"]
+        singles = [kind for kind in ("f1_only", "f2_only") if kind in sets]
         row = {
             "f1": f1,
             "f2": f2,
             "S": float(pair.S),
-            "n_ablated": len(own),
-            "layers": ",".join(str(x) for x in sorted(set(own["layer"]))),
+            "select": settings.select,
+            "n_neurons": n_of(own),
+            "layers": layers_of(own),
+            **{f"n_{kind}": n_of(sets[kind]) for kind in singles},
+            **{key: v for key, v in sets.items() if key.endswith("_short")},
             "control_draws": settings.control_draws,
             "n1": int(m1.sum()),
             "n2": int(m2.sum()),
             "n_trials": int(sel.sum()),
             **{f"{m}_before": v for m, v in before.items()},
         }
-        if len(own) == 0:
-            log.warning("pair (%s, %s): no selected neuron carries it; nothing ablated", f1, f2)
-            for m in iv.MEASURES:
-                row.update(iv.effect_columns(m, np.nan, []))
+        if row["n_neurons"] == 0:
+            skipped += 1
+            log.info("pair (%s, %s): no neuron to ablate (%s); skipped", f1, f2, settings.select)
             rows.append(row)
             continue
-        own_cond = iv.by_layer(own)
-        pool = pools.setdefault(iv.control_profile(own_cond, settings.control_match), [])
-        controls = iv.pick_controls(
-            pool, own_cond, settings.control_draws, width, rng, settings.control_match
-        )
-        conditions = [own_cond, *controls]
+        pool = pools.setdefault(ctl.set_profile(own, controls.strata), [])
+        drawn = ctl.pick_controls(pool, own, settings.control_draws, controls, rng)
+        conditions = [own, *drawn]
         keys = [condition_key(c) for c in conditions]
         todo = [i for i, key in enumerate(keys) if key not in kept and key not in recent]
         todo = list({keys[i]: i for i in todo}.values())
+        mine = np.flatnonzero(m1 | m2 | np.isin(every, trials.image_row[sel]))
+        single_sets = [sets[kind] for kind in singles if n_of(sets[kind])]
         embedded = ab.embed_under_ablation(
             model,
             ablator,
             cache,
-            [conditions[i] for i in todo],
-            [every] * len(todo),
+            [conditions[i] for i in todo] + single_sets,
+            [every] * len(todo) + [mine] * len(single_sets),
             settings.batch_size,
         )
-        passes += len(todo) * len(every)
+        passes += len(todo) * len(every) + len(single_sets) * len(mine)
         for i, emb in zip(todo, embedded):
             (recent if i == 0 else kept)[keys[i]] = emb
         after = [recent.get(key, kept.get(key)) for key in keys]
+        single_after = {}
+        for kind, emb in zip([s for s in singles if n_of(sets[s])], embedded[len(todo) :]):
+            full = stored.copy()
+            full[mine] = emb
+            single_after[kind] = full
         while len(recent) > 8:
             recent.pop(next(iter(recent)))
         # Small SVDs: BLAS threads only wait on each other (45x slower on a busy machine).
         with threadpool_limits(limits=1, user_api="blas"):
             measured = [pair_measures(e, m1, m2, trials, sel, settings.pca_variance) for e in after]
+            single = {
+                kind: pair_measures(e, m1, m2, trials, sel, settings.pca_variance)
+                for kind, e in single_after.items()
+            }
             others = np.array([not ({a, b} & {f1, f2}) for a, b in all_pairs])
             shift = full_space(after[0], [c for c, o in zip(classes, others) if o])
         shift = shift - base_full[others]
         for m in iv.MEASURES:
             d = [x[m] - before[m] for x in measured]
             row.update(iv.effect_columns(m, d[0], d[1:]))
+            for kind in singles:
+                row[f"d{m}_{kind}"] = single[kind][m] - before[m] if kind in single else np.nan
         row["dD_others_mean"], row["dM_others_mean"] = np.nanmean(shift, axis=0)
+        row["dD_others_abs"], row["dM_others_abs"] = np.nanmean(np.abs(shift), axis=0)
         row["n_others"] = int(others.sum())
         rows.append(row)
         excess = abs(row["dM"]) - row["dM_control_abs"]
@@ -214,15 +263,21 @@ def run_interventions(
             example = {"f1": f1, "f2": f2, "before": stored[m1 | m2], "after": after[0][m1 | m2]}
             example["labels"] = np.where(m1[m1 | m2], 1, 2)
         log.info(
-            f"pair {k + 1}/{len(pairs)} ({f1}, {f2}): {len(own)} neurons in layers "
+            f"pair {k + 1}/{len(pairs)} ({f1}, {f2}): {row['n_neurons']} neurons in layers "
             f"{row['layers']}, dM {row['dM']:+.3f} (controls {row['dM_control_mean']:+.3f} "
             f"± {row['dM_control_sd']:.3f}); {len(todo)} new conditions, "
             f"{passes} image passes, {time.time() - t0:.1f} s"
         )
     effects = pd.DataFrame(rows)
+    for m in iv.MEASURES:  # skipped pairs: effect columns present, empty
+        for key in iv.effect_columns(m, np.nan, []):
+            if key not in effects:
+                effects[key] = np.nan
     effects["z"], effects["p"] = effects["dM_z"], effects["dM_p"]
     log.info(
-        f"{sum(len(p) for p in pools.values())} control draws over {len(pools)} layer profiles"
+        f"{skipped} of {len(pairs)} pairs had no neuron to ablate; "
+        f"{sum(len(p) for p in pools.values())} control draws over {len(pools)} stratum "
+        f"profiles; {passes} image passes"
     )
     return effects, example
 
@@ -237,14 +292,18 @@ def run_stage(
     statistics: dict,
     pca_variance: float,
     device: str = "auto",
+    pool: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The whole stage for one model: (effects, summary, example).
 
     `paths` names the store, images, objects, superposition and feature_neurons files;
     `settings` is the config's `interventions:` block, `statistics` holds bootstrap,
-    permutations and seed. Images go through the preprocessing the store was made with,
-    and the unablated pass must reproduce the store's embeddings (else the model or the
-    preprocessing differ from the store's, and every difference would be meaningless).
+    permutations and seed; `pool` the analysed layer pool ({layers, reduce, tokens}: the
+    blocks and token reduction of the analysis), needed by `select: shared` (tuned sets)
+    and `control_match: layers_and_scale` (activation sd). Images go through the
+    preprocessing the store was made with, and the unablated pass must reproduce the
+    store's embeddings (else the model or the preprocessing differ from the store's, and
+    every difference would be meaningless).
     """
     from vlmbinding.analysis.binding import swapped_caption_trials, trial_captions
     from vlmbinding.analysis.gradcam import text_embeddings
@@ -305,15 +364,39 @@ def run_stage(
     pairs = iv.choose_pairs(
         pd.read_parquet(paths["superposition"]), settings["pairs"], settings["seed"]
     )
+    select_how = settings.get("select", "shared")
+    match = settings.get("control_match", "layers")
+    if select_how not in sh.SELECTIONS:
+        raise ValueError(f"interventions.select must be one of {sh.SELECTIONS}, not {select_how!r}")
     run = Settings(
+        select=select_how,
         neurons_per_pair=settings["neurons_per_pair"],
         ratio_threshold=settings["ratio_threshold"],
         control_draws=settings["control_draws"],
         seed=settings["seed"],
         batch_size=settings["batch_size"],
         pca_variance=pca_variance,
-        control_match=settings.get("control_match", "layer_counts"),
     )
+    tuned, sd = None, None
+    if select_how == "shared" or match == "layers_and_scale":
+        if not pool:
+            raise ValueError("select: shared and layers_and_scale need the analysed layer pool")
+        acts, layer, unit = sh.pool_activations(
+            root, pool["layers"], pool["reduce"], pool["tokens"]
+        )
+        n_objects = objects.groupby("image_id").size().loc[list(image_ids)].to_numpy()
+        tuned = sh.tuned_pool(
+            acts, layer, unit, presence, features, n_objects, settings.get("m"), settings["seed"]
+        )
+        sd = sh.layer_sd(tuned, n_layers, width)
+        log.info(
+            f"layer pool: blocks {list(pool['layers'])}, {acts.shape[1]} neurons, m = {tuned.m}"
+        )
+    strata = ctl.neuron_strata(n_layers, width, match, sd, settings.get("scale_bins", 4))
+    if select_how == "shared":
+        select = shared_selector(tuned, features)
+    else:
+        select = pair_ratio_selector(pd.read_parquet(paths["feature_neurons"]), features, run)
     t0 = time.time()
     with ab.Ablator(model, values) as ablator:
         effects, example = run_interventions(
@@ -324,14 +407,22 @@ def run_stage(
             presence,
             features,
             pairs,
-            pd.read_parquet(paths["feature_neurons"]),
+            select,
             trials,
-            width,
+            ctl.StratumIndex(strata),
             run,
         )
     log.info(f"{len(pairs)} pairs in {time.time() - t0:.1f} s")
     effects["ablation"] = settings["ablation"]
-    summary = iv.summarise_effects(
-        effects, features, statistics["bootstrap"], statistics["permutations"], statistics["seed"]
+    effects["control_match"] = match
+    if select_how == "shared":
+        effects["overlap"] = effects["n_neurons"]
+    summary = inf.summarise_effects(
+        effects,
+        features,
+        statistics["bootstrap"],
+        statistics["permutations"],
+        statistics["seed"],
+        covariate="overlap" if select_how == "shared" else "S",
     )
     return effects, summary, example

@@ -16,21 +16,37 @@ EFFECT_LABELS = {
 }
 OWN_COLOR = "tab:red"
 CONTROL_COLOR = "0.55"
+SINGLE_COLOR = "tab:blue"
+COVARIATE_LABELS = {
+    "S": "Superposition score S of the pair",
+    "overlap": "Shared neurons |A_f1 ∩ A_f2| of the pair",
+}
 
 
 def _summary_text(summary: pd.DataFrame, measure: str) -> str:
-    rows = summary[summary["measure"] == f"d{measure}"]
+    rows = summary[(summary["measure"] == f"d{measure}") & (summary["contrast"] == "random")]
     if rows.empty:
         return ""
     r = rows.iloc[0]
-    return (
+    text = (
         f"|own| − |random| = {_num(r['excess_mean'], '+.3f')} "
-        f"[{_num(r['excess_ci_low'], '.3f')}, {_num(r['excess_ci_high'], '.3f')}]\n"
-        f"Spearman ρ(excess, S) = {_num(r['spearman_S'])} "
-        f"[{_num(r['spearman_S_ci_low'])}, {_num(r['spearman_S_ci_high'])}], "
+        f"[{_num(r['excess_ci_low'], '.3f')}, {_num(r['excess_ci_high'], '.3f')}], "
+        f"p = {_num(r['excess_p'], '.3f')}\n"
+        f"Spearman ρ(excess, {r['covariate']}) = {_num(r['spearman'])} "
+        f"[{_num(r['spearman_ci_low'])}, {_num(r['spearman_ci_high'])}], "
         f"Mantel p = {_num(r['mantel_p'], '.3f')}\n"
-        f"own beyond every control: {_num(r['frac_beyond_all_controls'])} of "
-        f"{int(r['n_pairs'])} pairs (chance {_num(r['chance_beyond_all_controls'])})"
+    )
+    single = summary[
+        (summary["measure"] == f"d{measure}") & (summary["contrast"] == "single_feature")
+    ]
+    if len(single):
+        s = single.iloc[0]
+        text += (
+            f"|shared| − |single-feature| = {_num(s['excess_mean'], '+.3f')} "
+            f"[{_num(s['excess_ci_low'], '.3f')}, {_num(s['excess_ci_high'], '.3f')}]; "
+        )
+    return text + (
+        f"{int(r['n_pairs'])} pairs ({int(r['n_features'])} features, the unit resampled)"
     )
 
 
@@ -38,16 +54,20 @@ def _summary_text(summary: pd.DataFrame, measure: str) -> str:
 def intervention_effects(
     effects: pd.DataFrame, summary: pd.DataFrame, model_name: str, title: str | None = None
 ) -> Figure:
-    """ΔM and ΔD of every pair under its own neurons' ablation against S, with the controls.
+    """ΔM and ΔD of every pair under its own neurons' ablation, with the controls.
 
-    Grey bars: the control draws' mean ± 2 sd (random neurons of the same layers); red
-    dots: the pair's own neurons, filled where the own effect is beyond every control draw.
+    x: the shared neurons' count (select: shared) or S (select: pair_ratio). Grey bars:
+    the control draws' mean ± 2 sd (random neurons matched per layer); red dots: the
+    pair's own (shared) neurons, filled where the own effect is beyond every control draw;
+    blue crosses: the mean of the f1-only and f2-only ablations. Pairs with nothing to
+    ablate (n_neurons 0) are left out.
     """
-    fig = Figure(figsize=(11.5, 5.4), layout="constrained")
+    fig = Figure(figsize=(11.5, 5.6), layout="constrained")
     axes = fig.subplots(1, 2)
-    data = effects[effects["n_ablated"] > 0]
+    data = effects[effects["n_neurons"] > 0]
+    covariate = "overlap" if "overlap" in data else "S"
     for ax, m in zip(axes, ("M", "D")):
-        s = data["S"].to_numpy(float)
+        s = data[covariate].to_numpy(float)
         own = data[f"d{m}"].to_numpy(float)
         mean = data[f"d{m}_control_mean"].to_numpy(float)
         sd = np.nan_to_num(data[f"d{m}_control_sd"].to_numpy(float))
@@ -55,8 +75,11 @@ def intervention_effects(
         beyond = data[f"d{m}_p"].to_numpy(float) <= 1 / (data["control_draws"].to_numpy(float) + 1)
         ax.scatter(s[beyond], own[beyond], s=26, color=OWN_COLOR, zorder=3)
         ax.scatter(s[~beyond], own[~beyond], s=26, facecolor="none", edgecolor=OWN_COLOR, zorder=3)
+        if f"d{m}_f1_only" in data:
+            single = (data[f"d{m}_f1_only"] + data[f"d{m}_f2_only"]).to_numpy(float) / 2
+            ax.scatter(s, single, s=22, marker="x", color=SINGLE_COLOR, zorder=3)
         ax.axhline(0, color="black", lw=0.8, zorder=1)
-        ax.set_xlabel("Superposition score S of the pair")
+        ax.set_xlabel(COVARIATE_LABELS[covariate])
         ax.set_ylabel(EFFECT_LABELS[m])
         ax.set_title(_summary_text(summary, m), fontsize=8.5, loc="left")
         ax.grid(alpha=0.25, lw=0.6)
@@ -70,13 +93,19 @@ def intervention_effects(
         ),
         Line2D([], [], marker="_", color=CONTROL_COLOR, label=f"{k} random draws: mean ± 2 sd"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
-    n = int(data["n_ablated"].median()) if len(data) else 0
+    if "dM_f1_only" in data:
+        handles.append(
+            Line2D([], [], marker="x", ls="", color=SINGLE_COLOR, label="f1-only, f2-only: mean")
+        )
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    n = int(data["n_neurons"].median()) if len(data) else 0
     ablation = str(effects["ablation"].iloc[0]) if "ablation" in effects and len(effects) else ""
+    which = "shared" if covariate == "overlap" else "pair-ratio"
+    skipped = int((effects["n_neurons"] == 0).sum())
     fig.suptitle(
         title
-        or f"{model_name}: ablating each pair's own neurons ({ablation} ablation, median {n} "
-        f"neurons) vs random neurons of the same layers"
+        or f"{model_name}: ablating each pair's {which} neurons ({ablation} ablation, median "
+        f"{n} neurons; {skipped} pairs with none left out) vs random neurons matched per layer"
     )
     return fig
 
