@@ -15,7 +15,19 @@ from vlmbinding.extraction import store as st
 from vlmbinding.extraction.metadata import store_arrays, store_attributes
 
 VOCAB = Vocabulary()
-GEO = {"width": 8, "tokens": 5, "grid": 2, "image_size": 28, "patch_size": 14, "embed_dim": 6}
+GEO = {
+    "width": 8,
+    "tokens": 5,
+    "grid": 2,
+    "image_size": 28,
+    "patch_size": 14,
+    "embed_dim": 6,
+    "n_prefix_tokens": 1,
+    "cls_token": True,
+    "n_registers": 0,
+    "family": "open_clip-vit",
+    "pool": "tok",
+}
 DEPTH = 3
 
 

@@ -152,6 +152,9 @@ def test_n_neurons_reruns_only_selection_and_what_follows(two_models):
         "compare_models",
         "tabulate_results",
         "record_config",
+        # the main analysis is one of the specifications, so its n_neurons joins the grid
+        "assemble_specifications",
+        "plot_specification_curve",
         "all",
     }
     assert set(jobs) <= downstream, set(jobs) - downstream
