@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from _common import CpuShare  # noqa: E402
 
-from vlmbinding.analysis import sae  # noqa: E402
+from vlmbinding.analysis import sae, sae_tokens  # noqa: E402
 
 DEFAULTS = {
     name: p.default
@@ -101,13 +101,13 @@ def bench_toy(args) -> None:
     total_train = total_pool = 0.0
     for name, mlp_out in layers:
         for seed in range(args.seeds):
-            tokens = sae.sample_tokens(mlp_out, args.tokens, seed=1000 + seed)
+            tokens = sae_tokens.sample_tokens(mlp_out, args.tokens, seed=1000 + seed)
             t0 = time.perf_counter()
             dictionary, _ = sae.train_topk_sae(
                 tokens, seed=seed, name=name, device=args.device, **kw
             )
             t1 = time.perf_counter()
-            pooled = sae.sae_pool_activations(mlp_out, dictionary, device=args.device)
+            pooled = sae_tokens.sae_pool_activations(mlp_out, dictionary, device=args.device)
             t2 = time.perf_counter()
             total_train, total_pool = total_train + t1 - t0, total_pool + t2 - t1
             meta = dictionary.meta

@@ -16,7 +16,10 @@ pytest.importorskip("safetensors")
 if importlib.util.find_spec("overcomplete") is None:  # its __init__ fails to import: look only
     pytest.skip("make venv installs overcomplete==0.3.0 (--no-deps)", allow_module_level=True)
 
-from vlmbinding.analysis import sae  # noqa: E402
+from vlmbinding.analysis import (
+    sae,  # noqa: E402
+    sae_tokens,  # noqa: E402
+)
 
 N_SOURCES, WIDTH = 32, 32
 # Small and fast (about a second a training run on one core), enough to recover the sources.
@@ -123,10 +126,10 @@ def test_the_latent_basis_shares_less_than_the_neuron_basis_that_mixes_the_sourc
 def test_pooling_reduces_the_latents_over_each_images_tokens_like_the_neurons(planted):
     tokens, _, _, dictionary, _ = planted
     mlp_out = tokens[:1998].reshape(37, 54, WIDTH)  # 37 images of 54 tokens
-    pooled = sae.sae_pool_activations(mlp_out, dictionary, batch_images=5)
+    pooled = sae_tokens.sae_pool_activations(mlp_out, dictionary, batch_images=5)
     expected = sae.encode(dictionary, tokens[:1998]).reshape(37, 54, -1).mean(axis=1)
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
-    patches = sae.sae_pool_activations(mlp_out, dictionary, tokens="patches", how="max")
+    patches = sae_tokens.sae_pool_activations(mlp_out, dictionary, tokens="patches", how="max")
     expected = sae.encode(dictionary, tokens[:1998]).reshape(37, 54, -1)[:, 1:].max(axis=1)
     np.testing.assert_allclose(patches, expected, rtol=1e-5, atol=1e-6)
 
@@ -179,11 +182,11 @@ def test_many_dead_latents_are_logged(caplog):
 
 def test_sampled_tokens_are_a_seeded_sample_without_replacement():
     mlp_out = np.arange(6 * 5 * 2, dtype=np.float32).reshape(6, 5, 2)
-    a = sae.sample_tokens(mlp_out, 7, seed=3, batch_images=4)
-    np.testing.assert_array_equal(a, sae.sample_tokens(mlp_out, 7, seed=3))
+    a = sae_tokens.sample_tokens(mlp_out, 7, seed=3, batch_images=4)
+    np.testing.assert_array_equal(a, sae_tokens.sample_tokens(mlp_out, 7, seed=3))
     assert a.shape == (7, 2) and len({tuple(r) for r in a}) == 7
     assert set(a[:, 0].tolist()) <= set(mlp_out[..., 0].ravel().tolist())
-    assert sae.sample_tokens(mlp_out, 100, seed=0).shape == (30, 2)
+    assert sae_tokens.sample_tokens(mlp_out, 100, seed=0).shape == (30, 2)
 
 
 def test_importing_the_module_does_not_import_torch():

@@ -73,7 +73,7 @@ _PUBLIC = {
     "train_topk_sae": "analysis.sae",
     "save_dictionary": "analysis.sae",
     "load_dictionary": "analysis.sae",
-    "sae_pool_activations": "analysis.sae",
+    "sae_pool_activations": "analysis.sae_tokens",
     "sharing_table": "analysis.sharing_stage",
     "sharing_correlation_table": "analysis.sharing_stage",
     "pool_replicates": "analysis.cross_model",

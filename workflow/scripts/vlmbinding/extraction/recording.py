@@ -36,7 +36,6 @@ from vlmbinding.models import towers
 
 log = logging.getLogger(__name__)
 
-
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
