@@ -29,6 +29,7 @@ from vlmbinding.controls.sanity_resampling import (  # noqa: F401 - moved there,
     LEVEL,
     _interval,
     _per_image,
+    _row,
     feature_bootstrap_difference,
     image_bootstrap,
     neuron_bootstrap,
@@ -67,20 +68,6 @@ SUBSET_WORDS = {"all": "all pairs", "no_position": "pairs without a position"}
 
 
 # --- neurons ----------------------------------------------------------------------------
-
-
-def _row(t, t_ci, r, r_ci, d, d_ci) -> dict[str, float]:
-    return {
-        "trained": t,
-        "trained_ci_low": t_ci[0],
-        "trained_ci_high": t_ci[1],
-        "random": r,
-        "random_ci_low": r_ci[0],
-        "random_ci_high": r_ci[1],
-        "difference": d,
-        "difference_ci_low": d_ci[0],
-        "difference_ci_high": d_ci[1],
-    }
 
 
 # --- images -----------------------------------------------------------------------------

@@ -24,6 +24,20 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _row(t, t_ci, r, r_ci, d, d_ci) -> dict[str, float]:
+    return {
+        "trained": t,
+        "trained_ci_low": t_ci[0],
+        "trained_ci_high": t_ci[1],
+        "random": r,
+        "random_ci_low": r_ci[0],
+        "random_ci_high": r_ci[1],
+        "difference": d,
+        "difference_ci_low": d_ci[0],
+        "difference_ci_high": d_ci[1],
+    }
+
+
 def neuron_bootstrap(
     trained: np.ndarray,
     random: np.ndarray,
