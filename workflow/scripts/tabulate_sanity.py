@@ -34,9 +34,10 @@ n_twins = sum(1 for key in i.keys() if key.startswith("random") and key.endswith
 kinds = Vocabulary.from_config(p.vocabulary).feature_kinds
 stats = {"n_boot": p.statistics["bootstrap"], "seed": p.statistics["seed"]}
 trained = tables("trained")
+twins = [tables(f"random{j}") for j in range(n_twins)]
 table = sanity_table(
     trained,
-    [tables(f"random{j}") for j in range(n_twins)],
+    twins,
     kinds,
     space=p.space,
     entropy_threshold=p.entropy_threshold,
@@ -44,7 +45,7 @@ table = sanity_table(
 )
 if trained["sharing"] is not None:  # sharing.enabled: the overlap's rows
     # the sharing rows compare with the first twin (sharing_sanity_inputs reads its tables)
-    sharing = sharing_sanity_rows(trained, tables("random"), kinds, space=p.space, **stats)
+    sharing = sharing_sanity_rows(trained, twins[0], kinds, space=p.space, **stats)
     table = pd.concat([table, sharing], ignore_index=True)
 write_parquet(table, snakemake.output.table)
 with open(snakemake.output.html, "w") as f:

@@ -129,7 +129,7 @@ def sharing_sanity_inputs(models: dict, config: dict, name: str) -> dict[str, st
     if not config["sharing"]["enabled"] or twin is None:
         return {}
     out = {}
-    for prefix, model in (("trained", name), ("random", twin)):
+    for prefix, model in (("trained", name), ("random0", twin)):
         out[f"{prefix}_sharing"] = f"results/{model}/sharing.parquet"
         out[f"{prefix}_sharing_correlation"] = f"results/{model}/sharing_correlation.parquet"
     return out
