@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from vlmbinding.analysis.sharing_stage import (
+    combine_sharing,
     SHARING_COLUMNS,
     SHARING_CORRELATION_COLUMNS,
     check_sharing,
@@ -179,3 +180,12 @@ def test_an_all_equal_measure_is_logged_not_silent(caplog):
         table = sharing_correlation_table(flat, sep, KINDS, n_boot=100, n_perm=99)
     assert table["mantel_r"].isna().all() and "constant column" in caplog.text
     assert (table["additive_r2"] == 1).all()
+
+
+def test_gathering_stacks_the_parts_and_refuses_a_row_measured_twice(table):
+    neurons = table[table["measure"] == "overlap"]
+    sae = neurons.assign(basis="sae")
+    both = combine_sharing({"neurons.parquet": neurons, "sae.parquet": sae})
+    assert len(both) == 2 * len(neurons) and set(both["basis"]) == {"neurons", "sae"}
+    with pytest.raises(ValueError, match=r"more than one part: \['a', 'b'\]"):
+        combine_sharing({"a": neurons, "b": neurons.iloc[:3]})

@@ -17,7 +17,7 @@ from vlmbinding.analysis.sharing_stage import SHARING_COLUMNS, SHARING_CORRELATI
 pytestmark = pytest.mark.slow
 
 MODELS = ("toy", "toy/controls/random")
-SHARING_JOBS = {"measure_sharing", "correlate_sharing", "plot_sharing"}
+SHARING_JOBS = {"measure_sharing", "gather_sharing", "correlate_sharing", "plot_sharing"}
 
 
 def targets(models=MODELS) -> list[str]:

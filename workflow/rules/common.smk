@@ -45,6 +45,7 @@ try:
     GEOMETRY = checks.geometries(MODELS, ARCH_DIR)
     LAYERS = checks.check_analysis(config, GEOMETRY, IMAGE_IDS)
     checks.check_sharing(config, GEOMETRY, LAYERS, len(IMAGE_IDS))
+    SHARING_PARTS = targets.sharing_parts(config)
 except (ConfigError, DatasetError, ValueError) as e:
     raise WorkflowError(str(e)) from None
 

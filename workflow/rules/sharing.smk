@@ -1,11 +1,12 @@
 # Do two features share neurons? Pairwise measures of sharing that are not sums of
 # per-feature terms (docs/sharing.md): results/<model>/sharing.parquet, their
 # correlations with D, M and binding accuracy, a figure, rows of the sanity table.
-# Basis `neurons` here; an autoencoder basis (`sae`) adds a rule writing the same table
-# from latent activations and a params block of its own.
+# Each measure or basis writes its part, results/<model>/sharing/<part>.parquet, with the
+# same columns; gather_sharing stacks the parts the config asks for (sharing_parts).
 
 
 localrules:
+    gather_sharing,
     correlate_sharing,
     plot_sharing,
 
@@ -17,7 +18,7 @@ rule measure_sharing:
         images=dataset_file("images"),
         objects=dataset_file("objects"),
     output:
-        table="results/{model}/sharing.parquet",
+        table="results/{model}/sharing/neurons.parquet",
     log:
         "logs/measure_sharing/{model}.log",
     benchmark:
@@ -37,10 +38,24 @@ rule measure_sharing:
         "../scripts/measure_sharing.py"
 
 
+rule gather_sharing:
+    """The parts of the sharing table (neuron basis, and the others the config enables)."""
+    input:
+        parts=lambda w: [f"results/{w.model}/sharing/{part}.parquet" for part in SHARING_PARTS],
+    output:
+        table="results/{model}/sharing.parquet",
+    log:
+        "logs/gather_sharing/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/gather_sharing.py"
+
+
 rule correlate_sharing:
     """Each measure of sharing (value and z) against D, M and binding accuracy."""
     input:
-        sharing=rules.measure_sharing.output.table,
+        sharing=rules.gather_sharing.output.table,
         separability=rules.measure_separability.output.table,
         per_pair="results/{model}/binding/accuracy_per_pair.parquet",
     output:
@@ -59,7 +74,7 @@ rule correlate_sharing:
 rule plot_sharing:
     """The overlap's z against D and against M, with intervals."""
     input:
-        sharing=rules.measure_sharing.output.table,
+        sharing=rules.gather_sharing.output.table,
         separability=rules.measure_separability.output.table,
         correlation=rules.correlate_sharing.output.table,
     output:

@@ -96,6 +96,27 @@ def check_sharing(table: pd.DataFrame) -> pd.DataFrame:
     return table[SHARING_COLUMNS].reset_index(drop=True)
 
 
+def combine_sharing(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The parts of a model's sharing table (named by their file) stacked, contract-checked.
+
+    Each part is one measure's or one basis's rows (`sharing_table` for the neuron basis);
+    a pair measured twice in the same measure, basis and layers is an error naming the
+    parts, so two parts can never silently stand for one row.
+    """
+    if not parts:
+        raise ValueError("no part of the sharing table to gather")
+    tables = [check_sharing(t).assign(_part=name) for name, t in parts.items()]
+    table = pd.concat(tables, ignore_index=True)
+    key = ["measure", "basis", "layers", "f1", "f2"]
+    twice = table[table.duplicated(key, keep=False)]
+    if len(twice):
+        raise ValueError(
+            f"{len(twice)} sharing rows appear in more than one part: "
+            f"{sorted(set(twice['_part']))}, e.g. {twice[key].iloc[0].tolist()}"
+        )
+    return check_sharing(table.drop(columns="_part"))
+
+
 def sharing_table(
     activations: np.ndarray,
     presence: np.ndarray,

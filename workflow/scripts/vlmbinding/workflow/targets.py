@@ -113,6 +113,12 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
     return out | sharing_sanity_inputs(models, config, name)
 
 
+def sharing_parts(config: dict) -> list[str]:
+    """The parts of a model's sharing table (results/<model>/sharing/<part>.parquet) that
+    gather_sharing stacks: the neuron basis always."""
+    return ["neurons"]
+
+
 def sharing_targets(config: dict, name: str) -> list[str]:
     """A model's sharing tables and figure, when sharing.enabled."""
     if not config["sharing"]["enabled"]:
