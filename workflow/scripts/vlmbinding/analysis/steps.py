@@ -44,6 +44,29 @@ def layer_neurons(
     return neuron_table(layer, acts, presence, vocab.features, image_ids, top_k)
 
 
+def resample_entropy(
+    images,
+    objects,
+    store,
+    layers: Sequence[int],
+    vocab: Vocabulary,
+    top_k: int,
+    reduce: str,
+    tokens: str,
+    threshold: float,
+    n_draws: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Rule resample_entropy: the median entropy and the share under `threshold` bits over
+    the neurons of `layers`, on the full image set and on half samples of the images (the
+    unit resampled: the image; `controls.entropy_resampling.half_sample_table`)."""
+    from vlmbinding.controls.entropy_resampling import half_sample_table
+
+    _, presence, root = dataset_and_store(images, objects, store, vocab)
+    acts = (st.reduced_layer(root, layer, reduce, tokens) for layer in sorted(set(layers)))
+    return half_sample_table(acts, presence, top_k, threshold, n_draws, seed)
+
+
 def gather_tables(tables: Paths) -> pd.DataFrame:
     """Rule gather_neurons: the per-block tables in one, in the order given."""
     return pd.concat([pd.read_parquet(path) for path in tables], ignore_index=True)
