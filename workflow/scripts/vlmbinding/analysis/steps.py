@@ -95,13 +95,20 @@ def measure_separability(images, objects, store, vocab: Vocabulary, pca_variance
 
 
 def correlate_superposition(
-    superposition, separability, vocab: Vocabulary, bootstrap: int, permutations: int, seed: int
+    superposition,
+    separability,
+    vocab: Vocabulary,
+    bootstrap: int,
+    permutations: int,
+    seed: int,
+    primary: dict | None = None,
 ) -> pd.DataFrame:
-    """Rule correlate_superposition: S against D and M with bootstrap intervals (features
-    resampled) and Mantel tests (feature labels permuted) (METHOD.md 6)."""
-    from vlmbinding.analysis.correlation import correlation_table
+    """Rule correlate_superposition: S against D and M with jackknife intervals (features
+    left out) and Mantel tests (feature labels permuted) (METHOD.md 6); the row of the test
+    declared in advance (`primary`, config analysis.primary) marked (`mark_primary`)."""
+    from vlmbinding.analysis.correlation import correlation_table, mark_primary
 
-    return correlation_table(
+    table = correlation_table(
         pd.read_parquet(superposition),
         pd.read_parquet(separability),
         vocab.feature_kinds,
@@ -109,6 +116,7 @@ def correlate_superposition(
         n_perm=permutations,
         seed=seed,
     )
+    return mark_primary(table, primary)
 
 
 def layer_specifications(
