@@ -3,8 +3,8 @@
 A neuron's entropy is computed from its top-k images (METHOD.md 3), so the median entropy
 over neurons and the share of neurons under a threshold are statistics of the *image set*:
 another draw of images gives other top images and other affinities. The unit resampled
-here is the image. Two features make the plain bootstrap fail (it covered 0-18% in
-simulation, tests/controls/test_entropy_resampling.py):
+here is the image. Two features make the plain bootstrap fail (its percentile interval
+covered 0% of the large-population value in a simulation with n = 400, k = 20):
 
 - the plug-in entropy of affinities from k images is biased (downward, by several
   standard errors at k = 20), and a bootstrap sample, with its repeated images, is more
@@ -21,7 +21,9 @@ top k): what another image set of the same size would give on average, the quant
 twins are measured at too, so that their prediction interval and this within-model
 uncertainty add up. The plug-in bias relative to infinitely many images is estimated
 (a diagnostic, `half_sample_interval`'s bias) but not removed: removing it with an
-estimated rate widened the estimator's spread more than twofold in simulation.
+estimated rate widened the estimator's spread more than twofold in simulation. Measured
+(tests/controls/test_entropy_resampling.py, 200 image sets, n = 200, k = 10): coverage 99%
+(median), 99.5% (share), 99% (difference): conservative, not too narrow.
 Torch-free.
 """
 
