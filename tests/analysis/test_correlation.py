@@ -229,3 +229,31 @@ def test_tables_page_leads_with_the_dependence_aware_columns():
     # An older table without the feature interval still shows.
     old = headline_correlations(table.drop(columns=["feature_ci_low", "feature_ci_high"]))
     assert "feature_ci_low" not in old and "mantel_p" in old
+
+
+def test_the_primary_test_is_marked_and_the_comparisons_counted():
+    table = pd.DataFrame(
+        {
+            "metric": ["D", "D", "M", "M"],
+            "space": ["full"] * 4,
+            "subset": ["all", "no_position"] * 2,
+        }
+    )
+    primary = {"measure": "S", "metric": "M", "subset": "no_position", "space": "full"}
+    marked = st.mark_primary(table, primary)
+    assert marked["primary"].tolist() == [False, False, False, True]
+    assert marked["n_comparisons"].tolist() == [4] * 4
+    assert not st.mark_primary(table, None)["primary"].any()
+    assert not st.mark_primary(table, primary | {"space": "pca"})["primary"].any()
+
+
+def test_the_tables_page_lists_the_primary_test_first():
+    from vlmbinding.report.pages import HEADLINE_TEXT, headline_correlations
+
+    table = pd.DataFrame(
+        {"metric": ["D", "M"], "space": ["full"] * 2, "subset": ["all", "no_position"],
+         "pearson_r": [0.1, 0.2], "primary": [False, True], "n_comparisons": [2, 2]}
+    )  # fmt: skip
+    page = headline_correlations(table)
+    assert page["primary"].tolist() == [True, False] and page["metric"].tolist() == ["M", "D"]
+    assert "exploratory" in HEADLINE_TEXT and "n_comparisons" in page.columns

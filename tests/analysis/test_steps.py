@@ -96,3 +96,13 @@ def test_the_steps_chain_from_layers_to_correlation_and_specifications(files):
         blocks, out / "separability.parquet", VOCAB, {"all": [0, 1, 2]}, grid, 0.3
     )
     assert len(specs) == 2 and set(summary["metric"]) == {"D", "M"}  # top_k 500 dropped
+
+
+def test_resample_entropy_reads_the_layers_reduced_and_draws_half_samples(files):
+    from vlmbinding.controls.entropy_resampling import half_sample_table
+
+    inputs, ids, presence, mlp, _, _ = files
+    got = steps.resample_entropy(*inputs, [2, 0], VOCAB, 6, "mean", "all", 3.0, 10, 1)
+    acts = [reduce_tokens(mlp[:, :, j * 8 : (j + 1) * 8], "mean", "all") for j in (0, 2)]
+    pd.testing.assert_frame_equal(got, half_sample_table(acts, presence, 6, 3.0, 10, 1))
+    assert len(got) == 11 and got["m"].iloc[1] == len(ids) // 2

@@ -17,6 +17,7 @@ from vlmbinding.workflow.params import (
     correlation_params,
     dataset_params,
     dataset_seed_params,
+    entropy_resampling_params,
     entry_seeds,
     figure_params,
     gradcam_params,

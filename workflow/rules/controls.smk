@@ -48,6 +48,29 @@ rule correlate_beyond_pixels:
         "../scripts/correlate_beyond_pixels.py"
 
 
+rule resample_entropy:
+    """Median entropy and share of selective neurons on half samples of the images."""
+    input:
+        store=rules.extract_activations.output.store,
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
+    output:
+        table="results/{model}/controls/entropy_halves.parquet",
+    log:
+        "logs/resample_entropy/{model}.log",
+    benchmark:
+        "benchmarks/resample_entropy/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    params:
+        layers=lambda w: LAYERS[w.model],
+        entropy=entropy_resampling_params(config),
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/resample_entropy.py"
+
+
 rule tabulate_sanity:
     """The trained model against its random twin and the pixels: one row per statistic."""
     input:

@@ -38,6 +38,7 @@ rule correlate_superposition:
         "../../envs/workflow.yaml"
     params:
         statistics=correlation_params(config),
+        primary=config["analysis"]["primary"],
         vocabulary=vocabulary_params(config),
     script:
         "../scripts/correlate_superposition.py"

@@ -11,5 +11,6 @@ table = correlate_superposition(
     snakemake.input.separability,
     Vocabulary.from_config(snakemake.params.vocabulary),
     **snakemake.params.statistics,
+    primary=snakemake.params.primary,
 )
 write_parquet(table, snakemake.output.table)

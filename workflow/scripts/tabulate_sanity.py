@@ -22,6 +22,7 @@ def tables(prefix):
         return pd.read_csv(path, sep="\t") if path.endswith(".tsv") else pd.read_parquet(path)
 
     names = ("neurons", "superposition", "separability", "correlation", "trials", "shares")
+    names += ("entropy_halves",)
     out = {name: read(name) for name in names}
     out["beyond"] = read("beyond")
     out["pixel_separability"] = read("pixel_separability")

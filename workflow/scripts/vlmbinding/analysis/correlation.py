@@ -322,3 +322,21 @@ def correlation_table(
                 )
     table = pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
     return table.astype({"n_pairs": np.int64, "n_boot": np.int64, "n_perm": np.int64})
+
+
+def mark_primary(table: pd.DataFrame, primary: dict | None) -> pd.DataFrame:
+    """The correlation table with `primary` (bool: the row of the one test declared in
+    advance, config analysis.primary: measure S, metric, subset, space) and
+    `n_comparisons` (the table's rows: every other row is an exploratory comparison among
+    them). No row is primary when `primary` is None or names another measure than S."""
+    out = table.copy()
+    hit = pd.Series(False, index=out.index)
+    if primary and primary.get("measure", "S") == "S":
+        hit = (
+            out["metric"].eq(primary["metric"])
+            & out["subset"].eq(primary["subset"])
+            & out["space"].eq(primary["space"])
+        )
+    out["primary"] = hit.astype(bool)
+    out["n_comparisons"] = np.int64(len(out))
+    return out

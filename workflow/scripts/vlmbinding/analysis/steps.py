@@ -44,6 +44,29 @@ def layer_neurons(
     return neuron_table(layer, acts, presence, vocab.features, image_ids, top_k)
 
 
+def resample_entropy(
+    images,
+    objects,
+    store,
+    layers: Sequence[int],
+    vocab: Vocabulary,
+    top_k: int,
+    reduce: str,
+    tokens: str,
+    threshold: float,
+    n_draws: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Rule resample_entropy: the median entropy and the share under `threshold` bits over
+    the neurons of `layers`, on the full image set and on half samples of the images (the
+    unit resampled: the image; `controls.entropy_resampling.half_sample_table`)."""
+    from vlmbinding.controls.entropy_resampling import half_sample_table
+
+    _, presence, root = dataset_and_store(images, objects, store, vocab)
+    acts = (st.reduced_layer(root, layer, reduce, tokens) for layer in sorted(set(layers)))
+    return half_sample_table(acts, presence, top_k, threshold, n_draws, seed)
+
+
 def gather_tables(tables: Paths) -> pd.DataFrame:
     """Rule gather_neurons: the per-block tables in one, in the order given."""
     return pd.concat([pd.read_parquet(path) for path in tables], ignore_index=True)
@@ -72,13 +95,20 @@ def measure_separability(images, objects, store, vocab: Vocabulary, pca_variance
 
 
 def correlate_superposition(
-    superposition, separability, vocab: Vocabulary, bootstrap: int, permutations: int, seed: int
+    superposition,
+    separability,
+    vocab: Vocabulary,
+    bootstrap: int,
+    permutations: int,
+    seed: int,
+    primary: dict | None = None,
 ) -> pd.DataFrame:
-    """Rule correlate_superposition: S against D and M with bootstrap intervals (features
-    resampled) and Mantel tests (feature labels permuted) (METHOD.md 6)."""
-    from vlmbinding.analysis.correlation import correlation_table
+    """Rule correlate_superposition: S against D and M with jackknife intervals (features
+    left out) and Mantel tests (feature labels permuted) (METHOD.md 6); the row of the test
+    declared in advance (`primary`, config analysis.primary) marked (`mark_primary`)."""
+    from vlmbinding.analysis.correlation import correlation_table, mark_primary
 
-    return correlation_table(
+    table = correlation_table(
         pd.read_parquet(superposition),
         pd.read_parquet(separability),
         vocab.feature_kinds,
@@ -86,6 +116,7 @@ def correlate_superposition(
         n_perm=permutations,
         seed=seed,
     )
+    return mark_primary(table, primary)
 
 
 def layer_specifications(

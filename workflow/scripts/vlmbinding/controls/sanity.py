@@ -5,8 +5,10 @@ and preprocessing, never trained) and, where one applies, the pixel baseline sid
 side, with the difference trained minus random and a 95% bootstrap interval. The
 resampled unit is what the statistic is an average or a correlation over:
 
-- neurons for the entropy statistics (each model's neurons resampled on their own: the
-  two models' neurons are different units);
+- images for the entropy statistics: each neuron's entropy recomputed from its top images
+  on half samples of the images, the same images for both models
+  (`entropy_resampling`; without those tables, each model's neurons resampled on their
+  own);
 - features for the correlations of S (all pairs among features drawn with replacement,
   the same draw for both models, since the pairs share features);
 - images for binding accuracy and the Grad-CAM share (the same images drawn for both
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, pairs_to_matrix
+from vlmbinding.controls.entropy_resampling import half_sample_row
 from vlmbinding.controls.sanity_resampling import (  # noqa: F401 - moved there, kept importable here
     _TAILS,
     LEVEL,
@@ -68,6 +71,32 @@ SUBSET_WORDS = {"all": "all pairs", "no_position": "pairs without a position"}
 
 
 # --- neurons ----------------------------------------------------------------------------
+
+
+def entropy_rows(trained: dict, random: dict, threshold: float, n_boot: int, seed: int):
+    """The median neuron entropy and the share of neurons under `threshold` bits.
+
+    With both models' half-sample tables (`entropy_halves`, rule resample_entropy) the
+    unit resampled is the image: entropies recomputed on half samples of the images, the
+    same images for both models (`entropy_resampling.half_sample_row`). Without them
+    (tables made by hand), each model's neurons are resampled on their own
+    (`neuron_bootstrap`), which holds the images fixed.
+    """
+    stats = (
+        ("median neuron entropy (bits)", "median", lambda e: np.median(e, axis=1)),
+        (f"share of neurons under {threshold:g} bits", "share",
+         lambda e: (e < threshold).mean(axis=1)),
+    )  # fmt: skip
+    halves = trained.get("entropy_halves"), random.get("entropy_halves")
+    rows = []
+    for name, value, statistic in stats:
+        if halves[0] is not None and halves[1] is not None:
+            numbers, unit = half_sample_row(*halves, value), "images"
+        else:
+            t, r = trained["neurons"]["entropy"], random["neurons"]["entropy"]
+            numbers, unit = neuron_bootstrap(t, r, statistic, n_boot, seed), "neurons"
+        rows.append({"statistic": name, "unit": unit, "kind": "neurons", **numbers})
+    return rows
 
 
 # --- images -----------------------------------------------------------------------------
@@ -261,10 +290,12 @@ def sanity_table(
     random-weights twins, one per seed) hold the model's tables: neurons, superposition,
     separability, correlation (the workflow's parquet files), trials (binding/trials),
     shares (gradcam/shares) and, when the pixel baseline ran, beyond (the beyond-pixels
-    table) and, for `trained`, pixel_separability. Correlations are taken in `space`.
-    With one twin the difference's interval resamples each row's unit against that twin;
-    with several, rows are combined by `twins.combine_twin_rows` (a prediction interval
-    over twins, the unit the twin's seed, widened by the trained model's own interval).
+    table) and, for `trained`, pixel_separability; entropy_halves (the half-sample table
+    of rule resample_entropy) makes the entropy rows resample images (`entropy_rows`).
+    Correlations are taken in `space`. With one twin the difference's interval resamples
+    each row's unit against that twin; with several, rows are combined by
+    `twins.combine_twin_rows` (a prediction interval over twins, the unit the twin's seed,
+    widened by the trained model's own interval).
     """
     twins = [random] if isinstance(random, dict) else list(random)
     if not twins:
@@ -282,30 +313,7 @@ def sanity_table(
 def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_boot, seed):
     """The rows of the trained model against one twin (before any verdict)."""
     rows = [
-        {
-            "statistic": "median neuron entropy (bits)",
-            "unit": "neurons",
-            "kind": "neurons",
-            **neuron_bootstrap(
-                trained["neurons"]["entropy"],
-                random["neurons"]["entropy"],
-                lambda e: np.median(e, axis=1),
-                n_boot,
-                seed,
-            ),
-        },
-        {
-            "statistic": f"share of neurons under {entropy_threshold:g} bits",
-            "unit": "neurons",
-            "kind": "neurons",
-            **neuron_bootstrap(
-                trained["neurons"]["entropy"],
-                random["neurons"]["entropy"],
-                lambda e: (e < entropy_threshold).mean(axis=1),
-                n_boot,
-                seed,
-            ),
-        },
+        *entropy_rows(trained, random, entropy_threshold, n_boot, seed),
         *correlation_rows(trained, random, feature_kinds, space, n_boot, seed),
     ]
     if trained.get("beyond") is not None and random.get("beyond") is not None:

@@ -47,6 +47,7 @@ def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -
 # ones, renamed conditional_* because they treat the pairs as independent.
 HEADLINE_COLUMNS = {
     "metric": "metric",
+    "primary": "primary",
     "space": "space",
     "subset": "subset",
     "n_pairs": "n_pairs",
@@ -64,6 +65,7 @@ HEADLINE_COLUMNS = {
     "spearman_ci_high": "conditional_spearman_ci_high",
     "n_boot": "n_boot",
     "n_perm": "n_perm",
+    "n_comparisons": "n_comparisons",
 }
 HEADLINE_TEXT = (
     "Lead with pearson_r, its 95% interval from a jackknife over features "
@@ -72,19 +74,24 @@ HEADLINE_TEXT = (
     "smallest |r| the Mantel test detects with 80% power; a larger p says not detected, not "
     "absent. The conditional_* columns "
     "are conditional (pairs treated as independent: pair-level p-values and a bootstrap "
-    "that resamples pairs) and are too confident when pairs share features."
+    "that resamples pairs) and are too confident when pairs share features. primary: the "
+    "one test declared in advance (analysis.primary), listed first; every other row is "
+    "exploratory, one of n_comparisons tests in the table."
 )
 
 
 def headline_correlations(table: pd.DataFrame) -> pd.DataFrame:
     """A correlation table (stats.CORRELATION_COLUMNS) ordered for reading.
 
-    The dependence-aware columns come first (pearson_r, feature_ci_low/high, mantel_p);
+    The primary test's row (column `primary`, when the table has it) comes first. The
+    dependence-aware columns come first (pearson_r, feature_ci_low/high, mantel_p);
     the pair-level p-values and intervals follow, renamed conditional_*; mantel_r (equal
     to pearson_r) and columns outside HEADLINE_COLUMNS are left out, and columns an
     older table lacks are skipped.
     """
     keep = [c for c in HEADLINE_COLUMNS if c in table.columns]
+    if "primary" in table.columns:  # the primary test first, the exploratory rows after
+        table = table.sort_values("primary", ascending=False, kind="stable")
     return table[keep].rename(columns=HEADLINE_COLUMNS)
 
 

@@ -67,6 +67,16 @@ def neuron_params(config: dict) -> dict:
     return {"top_k": a["top_k"], "reduce": a["reduce"], "tokens": a["tokens"]}
 
 
+def entropy_resampling_params(config: dict) -> dict:
+    """Rule resample_entropy: the neuron settings, the threshold and the half samples."""
+    c = config["controls"]
+    return neuron_params(config) | {
+        "threshold": c["entropy_threshold"],
+        "n_draws": c["entropy_half_samples"],
+        "seed": config["analysis"]["seed"],
+    }
+
+
 def selection_params(config: dict) -> dict:
     a = config["analysis"]
     return {"n_neurons": a["n_neurons"], "ratio_threshold": a["ratio_threshold"]}

@@ -99,6 +99,7 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
         "correlation": "correlation.parquet",
         "trials": "binding/trials.parquet",
         "shares": "gradcam/shares.parquet",
+        "entropy_halves": "controls/entropy_halves.parquet",
     }
     pixels = config["controls"]["pixel_baseline"]
     if pixels:
