@@ -53,7 +53,7 @@ def test_without_strata_it_is_the_pixels_residual_test_with_iota_as_the_pixels()
 
 def test_structure_free_data_give_uniform_p_over_seeds():
     ps = []
-    for seed in range(120):
+    for seed in range(80):
         iota, omega, d = _data(seed)
         res = partial_beyond(omega, d, iota, FEATURES, F1, F2, n_boot=20, n_perm=99, seed=seed)
         ps.append(res["mantel_p"])
