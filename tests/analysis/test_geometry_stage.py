@@ -34,9 +34,7 @@ def _objects(images_per_count: int = 40, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def _store(
-    objects: pd.DataFrame, n_layers: int = 2, n_units: int = 400, seed: int = 0, noise=0.5
-):
+def _store(objects: pd.DataFrame, n_layers: int = 2, n_units: int = 400, seed: int = 0, noise=0.5):
     """Patch tokens [layer][image, patch, unit]: every patch of an object carries its
     features' directions; red and square write on the same neurons in layer 1 only; each
     patch position adds a fixed offset (where, not what); noise everywhere."""

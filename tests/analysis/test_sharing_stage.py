@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from vlmbinding.analysis.sharing_stage import (
-    combine_sharing,
     SHARING_COLUMNS,
     SHARING_CORRELATION_COLUMNS,
     check_sharing,
+    combine_sharing,
     layers_label,
     object_counts,
     pool_activations,
@@ -202,6 +202,6 @@ def test_a_per_layer_measure_gets_one_row_set_per_block():
     )
     assert list(table.columns) == SHARING_CORRELATION_COLUMNS
     counts = table.groupby(["measure", "layers"]).size()
-    assert counts[("overlap", "0,1")] == counts[("interference", "0")] == counts[
-        ("interference", "1")
-    ]
+    assert (
+        counts[("overlap", "0,1")] == counts[("interference", "0")] == counts[("interference", "1")]
+    )

@@ -128,7 +128,9 @@ rule measure_geometry:
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         geometry=geometry_params(config),
-        layers=lambda w: geometry_layers(config, GEOMETRY[w.model]["layers"], LAYERS[w.model]),
+        layers=lambda w: geometry_layers(
+            config, GEOMETRY[w.model]["layers"], LAYERS[w.model]
+        ),
         canvas=[config["dataset"]["width"], config["dataset"]["height"]],
         preprocess=config["activations"]["preprocess"],
         vocabulary=vocabulary_params(config),

@@ -139,9 +139,7 @@ def geometry_part(
             )
         except ValueError as e:
             raise ValueError(f"layer {layer}: {e}") from e
-        log.info(
-            "layer %d: %d objects x %d units, %d null draws", layer, *vectors.shape, n_null
-        )
+        log.info("layer %d: %d objects x %d units, %d null draws", layer, *vectors.shape, n_null)
         parts.append(table.assign(basis="neurons", layers=str(int(layer))))
     if not parts:
         raise ValueError("sharing.geometry.layers: no block to measure")

@@ -42,7 +42,14 @@ SHARING_COLUMNS = [
 ]
 BASES = ("neurons", "sae")
 SCORES = ("value", "z")
-SHARING_CORRELATION_COLUMNS = ["measure", "basis", "layers", "score", *CORRELATION_COLUMNS, "additive_r2"]
+SHARING_CORRELATION_COLUMNS = [
+    "measure",
+    "basis",
+    "layers",
+    "score",
+    *CORRELATION_COLUMNS,
+    "additive_r2",
+]
 
 
 def layers_label(layers: Sequence[int]) -> str:
