@@ -28,7 +28,7 @@ def geometry(tmp_path_factory):
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     # 90 images of 1-3 objects: every feature on enough objects in each quarter of them
     config["dataset"]["images_per_count"] = 30
-    config["sharing"] = {"enabled": True, "n_null": 49, "geometry": {"n_null": 49}}
+    config["sharing"] = {"enabled": True, "n_null": 49, "geometry": {"enabled": True, "n_null": 49}}
     work = tmp_path_factory.mktemp("geometry")
     run_workflow(work, config, *TARGETS)
     return work

@@ -24,6 +24,8 @@ def config():
 
 
 def test_the_geometry_part_and_its_table_follow_enabled(config):
+    assert not config["sharing"]["geometry"]["enabled"]  # off by default (its cost)
+    config["sharing"]["geometry"]["enabled"] = True
     assert sharing_parts(config) == ["neurons", "geometry"]
     assert "results/m/geometry_beyond.parquet" in sharing_targets(config, "m")
     config["sharing"]["geometry"]["enabled"] = False
@@ -45,6 +47,7 @@ def test_blocks_default_to_the_analysed_ones(config):
 
 
 def test_a_reduced_store_is_refused_naming_both_keys(config):
+    config["sharing"]["geometry"]["enabled"] = True
     config["activations"]["store"] = "reduced"
     with pytest.raises(ConfigError, match="activations.store.*sharing.geometry.enabled"):
         check_geometry(config, {"m": {"layers": 12}})
@@ -53,6 +56,6 @@ def test_a_reduced_store_is_refused_naming_both_keys(config):
 
 
 def test_a_block_out_of_range_names_the_key_and_the_model(config):
-    config["sharing"]["geometry"]["layers"] = [20]
+    config["sharing"]["geometry"].update(enabled=True, layers=[20])
     with pytest.raises(ConfigError, match=r"sharing.geometry.layers.*models entry 'm'"):
         check_geometry(config, {"m": {"layers": 12}})
