@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from vlmbinding.analysis.sharing_stage import (
-    combine_sharing,
     SHARING_COLUMNS,
     SHARING_CORRELATION_COLUMNS,
     check_sharing,
+    combine_sharing,
     layers_label,
     object_counts,
     pool_activations,
@@ -189,3 +189,19 @@ def test_gathering_stacks_the_parts_and_refuses_a_row_measured_twice(table):
     assert len(both) == 2 * len(neurons) and set(both["basis"]) == {"neurons", "sae"}
     with pytest.raises(ValueError, match=r"more than one part: \['a', 'b'\]"):
         combine_sharing({"a": neurons, "b": neurons.iloc[:3]})
+
+
+def test_a_per_layer_measure_gets_one_row_set_per_block():
+    sharing, sep, _ = synthetic(0, effect=1.5)
+    overlap = sharing[sharing["measure"] == "overlap"]
+    per_layer = pd.concat(
+        [overlap.assign(measure="interference", layers=str(b)) for b in (0, 1)], ignore_index=True
+    )
+    table = sharing_correlation_table(
+        pd.concat([overlap, per_layer], ignore_index=True), sep, KINDS, n_boot=50, n_perm=49
+    )
+    assert list(table.columns) == SHARING_CORRELATION_COLUMNS
+    counts = table.groupby(["measure", "layers"]).size()
+    assert (
+        counts[("overlap", "0,1")] == counts[("interference", "0")] == counts[("interference", "1")]
+    )

@@ -95,3 +95,63 @@ rule plot_sharing:
         vocabulary=vocabulary_params(config),
     script:
         "../scripts/plot_sharing.py"
+
+
+# ---- Encoding geometry (measure 2): interference iota and neuron sharing omega per block,
+# from each object's patch vector (tokens store), and omega against D, M and binding beyond
+# iota. The part sharing/geometry.parquet joins sharing.parquet when sharing.geometry.enabled.
+from vlmbinding.workflow.params import geometry_layers, geometry_params
+
+
+localrules:
+    geometry_beyond,
+
+
+rule measure_geometry:
+    """Interference and neuron sharing of every pair, per block (sharing.geometry)."""
+    input:
+        store=rules.extract_activations.output.store,
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
+    output:
+        table="results/{model}/sharing/geometry.parquet",
+    log:
+        "logs/measure_geometry/{model}.log",
+    benchmark:
+        "benchmarks/measure_geometry/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    resources:
+        # one block's patch tokens at a time, one image at a time in float64
+        mem_mb=lambda w, attempt: job_mem_mb("layer")(w, attempt) + 1000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        geometry=geometry_params(config),
+        layers=lambda w: geometry_layers(
+            config, GEOMETRY[w.model]["layers"], LAYERS[w.model]
+        ),
+        canvas=[config["dataset"]["width"], config["dataset"]["height"]],
+        preprocess=config["activations"]["preprocess"],
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/measure_geometry.py"
+
+
+rule geometry_beyond:
+    """Neuron sharing against D, M and binding accuracy beyond interference, per block."""
+    input:
+        geometry=rules.measure_geometry.output.table,
+        separability=rules.measure_separability.output.table,
+        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+    output:
+        table="results/{model}/geometry_beyond.parquet",
+    log:
+        "logs/geometry_beyond/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        statistics=correlation_params(config),
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/geometry_beyond.py"

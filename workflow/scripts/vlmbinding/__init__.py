@@ -70,6 +70,8 @@ _PUBLIC = {
     "object_patch_masks": "analysis.geometry",
     "object_vectors": "analysis.geometry",
     "encoding_geometry": "analysis.geometry",
+    "geometry_part": "analysis.geometry_stage",
+    "geometry_beyond_table": "analysis.geometry_beyond",
     "train_topk_sae": "analysis.sae",
     "save_dictionary": "analysis.sae",
     "load_dictionary": "analysis.sae",

@@ -80,15 +80,30 @@ def object_vectors(patch_acts: np.ndarray, image_rows: np.ndarray, masks: np.nda
     `patch_acts` [image, patch, unit] are one layer's patch tokens (prefix tokens dropped);
     `image_rows` [object] the row of each object's image; `masks` [object, patch] from
     `object_patch_masks`. Each patch position's mean over the images is removed first.
+    One image at a time in float64, so memory stays at the layer's own array.
     """
-    acts = np.asarray(patch_acts, dtype=np.float64)
-    if not np.isfinite(acts).all():
-        raise ValueError("patch activations hold non-finite values")
-    centred = acts - acts.mean(axis=0, keepdims=True)
+    acts = np.asarray(patch_acts)
     masks = np.asarray(masks, dtype=np.float64)
-    weights = masks / masks.sum(axis=1, keepdims=True)
     rows = np.asarray(image_rows)
-    return np.einsum("op,opu->ou", weights, centred[rows])
+    if masks.shape != (len(rows), acts.shape[1]):
+        raise ValueError(
+            f"masks {masks.shape} do not match {len(rows)} objects x {acts.shape[1]} patches"
+        )
+    weights = masks / masks.sum(axis=1, keepdims=True)
+    mean = np.zeros(acts.shape[1:])
+    for img in acts:
+        mean += img
+    mean /= len(acts)
+    if not np.isfinite(mean).all():
+        raise ValueError("patch activations hold non-finite values")
+    out = np.empty((len(rows), acts.shape[2]))
+    for row in np.unique(rows):
+        img = np.asarray(acts[row], dtype=np.float64)
+        if not np.isfinite(img).all():
+            raise ValueError(f"patch activations of image row {row} hold non-finite values")
+        mine = rows == row
+        out[mine] = weights[mine] @ (img - mean)
+    return out
 
 
 def _image_groups(image_of_object: np.ndarray, n_groups: int, seed: int) -> np.ndarray:

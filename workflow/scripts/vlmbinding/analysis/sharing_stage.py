@@ -42,7 +42,14 @@ SHARING_COLUMNS = [
 ]
 BASES = ("neurons", "sae")
 SCORES = ("value", "z")
-SHARING_CORRELATION_COLUMNS = ["measure", "basis", "score", *CORRELATION_COLUMNS, "additive_r2"]
+SHARING_CORRELATION_COLUMNS = [
+    "measure",
+    "basis",
+    "layers",
+    "score",
+    *CORRELATION_COLUMNS,
+    "additive_r2",
+]
 
 
 def layers_label(layers: Sequence[int]) -> str:
@@ -181,8 +188,9 @@ def sharing_correlation_table(
 ) -> pd.DataFrame:
     """Each measure's value and z against D and M, with the statistics the workflow uses for S.
 
-    One `correlation.correlation_table` per (measure, basis, score), score 'value' or 'z'
-    standing in for S: Mantel r and p (features permuted), the feature-bootstrap interval
+    One `correlation.correlation_table` per (measure, basis, layers, score), score 'value'
+    or 'z' standing in for S (a measure per block, as the geometry's, gives a row set per
+    block; `layers` says which): Mantel r and p (features permuted), the feature-bootstrap interval
     (features resampled) and the conditional pair-level numbers. A measure defined only on
     pairs of two kinds (conjunctive, separate: colour x shape) permutes and resamples
     features within their kind. With `per_pair` (binding/accuracy_per_pair.parquet: f1,
@@ -193,7 +201,8 @@ def sharing_correlation_table(
     """
     rows = []
     settings = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed}
-    for (measure, basis), group in sharing.groupby(["measure", "basis"], sort=False):
+    keys = ["measure", "basis", "layers"]
+    for (measure, basis, layers), group in sharing.groupby(keys, sort=False):
         within = _bipartite(group, feature_kinds)
         for score in SCORES:
             scores = group[["f1", "f2", score]].rename(columns={score: "S"})
@@ -216,10 +225,19 @@ def sharing_correlation_table(
                         )
                     )
                 else:
-                    log.info("%s (%s): no pair in common with binding accuracy", measure, basis)
+                    log.info(
+                        "%s (%s, layers %s): no pair in common with binding accuracy",
+                        measure,
+                        basis,
+                        layers,
+                    )
             table = pd.concat(parts, ignore_index=True)
             table = table.assign(
-                measure=measure, basis=basis, score=score, additive_r2=additive_r2(scores, "S")
+                measure=measure,
+                basis=basis,
+                layers=layers,
+                score=score,
+                additive_r2=additive_r2(scores, "S"),
             )
             rows.append(table)
     return pd.concat(rows, ignore_index=True)[SHARING_CORRELATION_COLUMNS]

@@ -135,6 +135,7 @@ def check_sharing(config: dict, geometries: dict[str, dict], layers: dict, n_ima
     s = config["sharing"]
     if not s["enabled"]:
         return
+    check_geometry(config, geometries)
     n_features = sum(len(config["dataset"][k]) for k in ("shapes", "colors", "positions"))
     # intercept, count, one column per feature, and as many decorrelation directions
     need = 3 + n_features * (2 if s["decorrelate"] else 1)
@@ -150,3 +151,25 @@ def check_sharing(config: dict, geometries: dict[str, dict], layers: dict, n_ima
                 f"sharing.m: {s['m']} neurons per tuned set, but the layer pool of models "
                 f"entry {name!r} has {pool} neurons (analysis.layers)"
             )
+
+
+def check_geometry(config: dict, geometries: dict[str, dict]) -> None:
+    """sharing.geometry against the store mode (it reads each object's patch tokens) and
+    its layers against each model's depth."""
+    g = config["sharing"]["geometry"]
+    if not (config["sharing"]["enabled"] and g["enabled"]):
+        return
+    if config["activations"]["store"] != "tokens":
+        raise ConfigError(
+            f"sharing.geometry.enabled: the encoding geometry reads the patch tokens inside "
+            f"each object's box, but activations.store is {config['activations']['store']!r} "
+            "(per-image reductions only); set activations.store: tokens or "
+            "sharing.geometry.enabled: false"
+        )
+    if g["layers"] is None:
+        return
+    for name, geometry in geometries.items():
+        try:
+            resolve_layers(g["layers"], geometry["layers"], key="sharing.geometry.layers")
+        except ConfigError as e:
+            raise ConfigError(f"{e} (models entry {name!r})") from None

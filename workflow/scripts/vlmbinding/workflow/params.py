@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vlmbinding.analysis.specification import layer_pools
 from vlmbinding.analysis.specification_joint import grid_with_main, pools_with_main
-from vlmbinding.workflow.config import ConfigError
+from vlmbinding.workflow.config import ConfigError, resolve_layers
 
 
 def sorted_dict(block: dict) -> dict:
@@ -139,10 +139,27 @@ def intervention_params(config: dict) -> dict:
 
 def sharing_params(config: dict) -> dict:
     """The sharing block's result-changing settings (`enabled` only picks targets)."""
-    return sorted_dict({k: v for k, v in config["sharing"].items() if k != "enabled"})
+    skip = ("enabled", "geometry")  # geometry has its own rule and params
+    return sorted_dict({k: v for k, v in config["sharing"].items() if k not in skip})
 
 
 def sharing_pool(config: dict, layers) -> dict:
     """The layer pool and token reduction the affinities use (analysis block)."""
     a = config["analysis"]
     return {"layers": list(layers), "reduce": a["reduce"], "tokens": a["tokens"]}
+
+
+def geometry_params(config: dict) -> dict:
+    """sharing.geometry's result-changing settings (`enabled` and `layers` pick targets and
+    blocks: the blocks go to the rule as their own param)."""
+    g = config["sharing"]["geometry"]
+    return {k: g[k] for k in ("n_bins", "n_null", "seed")}
+
+
+def geometry_layers(config: dict, depth: int, pool) -> list[int]:
+    """The blocks the encoding geometry measures: sharing.geometry.layers resolved against
+    the model's depth, or the analysed blocks (`pool`) when it is null."""
+    layers = config["sharing"]["geometry"]["layers"]
+    if layers is None:
+        return sorted(int(b) for b in pool)
+    return resolve_layers(layers, depth, key="sharing.geometry.layers")

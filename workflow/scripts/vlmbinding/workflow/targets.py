@@ -116,8 +116,12 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
 
 def sharing_parts(config: dict) -> list[str]:
     """The parts of a model's sharing table (results/<model>/sharing/<part>.parquet) that
-    gather_sharing stacks: the neuron basis always."""
-    return ["neurons"]
+    gather_sharing stacks: the neuron basis always; the encoding geometry when
+    sharing.geometry.enabled."""
+    parts = ["neurons"]
+    if config["sharing"]["geometry"]["enabled"]:
+        parts.append("geometry")
+    return parts
 
 
 def sharing_targets(config: dict, name: str) -> list[str]:
@@ -125,7 +129,9 @@ def sharing_targets(config: dict, name: str) -> list[str]:
     if not config["sharing"]["enabled"]:
         return []
     base = f"results/{name}"
-    tables = ("sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png")
+    tables = ["sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png"]
+    if config["sharing"]["geometry"]["enabled"]:
+        tables.append("geometry_beyond.parquet")
     return [f"{base}/{t}" for t in tables]
 
 
