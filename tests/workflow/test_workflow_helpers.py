@@ -60,6 +60,18 @@ def test_the_sanity_table_reads_the_trained_model_and_its_twins(config):
     assert inputs["trained_pixel_separability"] == "results/toy/separability_pixels.parquet"
     twin_pixels = targets.pixel_separability(models, "toy/controls/random")
     assert twin_pixels == "results/toy/separability_pixels.parquet"  # the trained model's
+    assert "trained_sharing" not in inputs  # sharing off: no sharing rows
+
+
+def test_the_sanity_table_reads_every_twins_sharing_tables(config):
+    config["controls"].update(random_weights=True, random_twins=3)
+    config["sharing"]["enabled"] = True
+    inputs = targets.sanity_inputs(models_of(config), config, "toy")
+    assert inputs["trained_sharing"] == "results/toy/sharing.parquet"
+    for j, twin in enumerate(("random", "random-1", "random-2")):
+        base = f"results/toy/controls/{twin}"
+        assert inputs[f"random{j}_sharing"] == f"{base}/sharing.parquet"
+        assert inputs[f"random{j}_sharing_correlation"] == f"{base}/sharing_correlation.parquet"
 
 
 def test_paths_of_datasets_weights_and_layers(config):

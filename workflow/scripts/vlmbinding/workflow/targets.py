@@ -129,13 +129,14 @@ def sharing_targets(config: dict, name: str) -> list[str]:
 
 
 def sharing_sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
-    """The trained model's and its first twin's sharing tables, for the sanity table's rows
-    (the sharing rows compare with one twin)."""
-    twin = twin_of(models, config, name)
-    if not config["sharing"]["enabled"] or twin is None:
+    """The trained model's and every twin's sharing tables (random<j>_sharing, ...), for the
+    sanity table's overlap rows, combined over twins as the S rows are."""
+    twins = twins_of(models, config, name)
+    if not config["sharing"]["enabled"] or not twins:
         return {}
     out = {}
-    for prefix, model in (("trained", name), ("random0", twin)):
+    named = [("trained", name)] + [(f"random{j}", t) for j, t in enumerate(twins)]
+    for prefix, model in named:
         out[f"{prefix}_sharing"] = f"results/{model}/sharing.parquet"
         out[f"{prefix}_sharing_correlation"] = f"results/{model}/sharing_correlation.parquet"
     return out
