@@ -142,6 +142,14 @@ def sharing_sanity_inputs(models: dict, config: dict, name: str) -> dict[str, st
     return out
 
 
+def comparison_sharing(models: dict, config: dict, table: str) -> list[str]:
+    """Every model's sharing table `table` (sharing.parquet or sharing_correlation.parquet),
+    in model order, for the cross-model view; none when sharing.enabled is off."""
+    if not config["sharing"]["enabled"]:
+        return []
+    return [f"results/{name}/{table}" for name in models]
+
+
 def result_tables(models: dict, name: str) -> dict[str, str]:
     """Inputs of the model's table page (the zero-shot table only for toy models)."""
     base = f"results/{name}"
