@@ -131,3 +131,24 @@ def test_a_models_weights_problem_names_the_entry(tmp_path):
     problem = checks.weights_problem_of(entry, ARCH_DIR)
     assert problem.startswith("models entry 'mine': ") and "does not exist" in problem
     assert checks.weights_problem_of({"name": "t", "weights": "toy"}, ARCH_DIR) is None
+
+
+def test_the_overlap_specifications_follow_robustness_measure(config):
+    assert targets.robustness_overlap(config, "toy") == []  # the test config: S only
+    config["robustness"]["measure"] = ["S", "overlap"]
+    assert targets.robustness_overlap(config, "toy") == ["results/toy/robustness/overlap.parquet"]
+    config["analysis"]["reduce"] = "max"
+    config["robustness"]["reduce"] = ["mean"]
+    got = params.robustness_overlap_params(config)
+    assert got["reduce"] == ["mean", "max"]  # the main analysis's reduction joins the grid
+    assert got["n_null"] == config["robustness"]["overlap_n_null"] == 199
+    assert (got["m"], got["seed"]) == (config["sharing"]["m"], config["sharing"]["seed"])
+
+
+def test_the_comparison_reads_every_models_sharing_tables_when_sharing_is_on(config):
+    config["controls"]["random_weights"] = True
+    models = models_of(config)
+    assert targets.comparison_sharing(models, config, "sharing.parquet") == []
+    config["sharing"]["enabled"] = True
+    got = targets.comparison_sharing(models, config, "sharing_correlation.parquet")
+    assert got == [f"results/{m}/sharing_correlation.parquet" for m in models]

@@ -57,6 +57,14 @@ def robustness_layer_tables(
     return layer_tables(model, blocks, "robustness/neurons")
 
 
+def robustness_overlap(config: dict, model: str) -> list[str]:
+    """The overlap z per specification (results/<model>/robustness/overlap.parquet) when
+    robustness.measure has overlap; else none."""
+    if "overlap" not in config["robustness"]["measure"]:
+        return []
+    return [f"results/{model}/robustness/overlap.parquet"]
+
+
 def twins_of(models: dict, config: dict, name: str) -> list[str]:
     """The random twins (controls.random_twins) that control trained model `name`; none for
     a replicate on another dataset than the twins' (the sanity table pairs images by id)."""
