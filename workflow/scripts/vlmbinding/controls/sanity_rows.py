@@ -2,7 +2,7 @@
 a measure of sharing (the overlap z, ...), and one way of combining the rows over twins.
 
 A correlation row sets the trained model's dependence-aware r (its correlation table's
-Mantel r, feature-bootstrap interval and Mantel p) beside its twin's, with the difference
+Mantel r, feature-level interval and Mantel p) beside its twin's, with the difference
 trained minus twin and its interval, features resampled (the same feature draws for both
 models: their pairs share features). `twin_table` turns the rows against each twin into
 the table: `twins.combine_twin_rows` (a prediction interval over twins when there are
@@ -73,11 +73,12 @@ def correlation_row(
     """One correlation row of the sanity table (kind 'correlation', unit features).
 
     `trained`, `random`: each model's row of its correlation table (mantel_r,
-    feature_ci_low/high, mantel_p and, when computed, mde_r); `*_matrices`: the [F, F]
-    matrices (score, metric) over the same features, whose difference of Pearson r gets a
-    feature-bootstrap interval (features resampled, the same draws for both models;
-    numpy default_rng(seed)). `pixels`: (r, low, high) of the score against the pixel
-    baseline's metric, NaN when there is none. Verdict columns are left to `twin_table`.
+    feature_ci_low/high: the feature-level interval, mantel_p and, when computed, mde_r);
+    `*_matrices`: the [F, F] matrices (score, metric) over the same features, whose
+    difference of Pearson r gets a feature-bootstrap interval (features resampled, the
+    same draws for both models; numpy default_rng(seed)). `pixels`: (r, low, high) of the
+    score against the pixel baseline's metric, NaN when there is none. Verdict columns are
+    left to `twin_table`.
     """
     d_ci = feature_bootstrap_difference(
         resampled_correlation, trained_matrices, random_matrices, n_boot, seed

@@ -86,7 +86,7 @@ def specification_curve(
     `specs` is a specifications table (`specification.specification_table`: the choice
     columns, metric, pearson_r, feature_ci_low, feature_ci_high, mantel_p); `summary` its
     `specification_summary`, whose shares head each column. Top: r with its 95%
-    feature-bootstrap interval, blue when significantly negative (Mantel p < alpha), red when
+    feature-jackknife interval, blue when significantly negative (Mantel p < alpha), red when
     significantly positive, grey otherwise. Bottom: one row per choice value, a dot under a
     specification that used it. A black ring marks the main analysis's specifications
     (column `main`, one per space and subset); the title quotes the joint test when the
@@ -138,7 +138,7 @@ def specification_curve(
             top.scatter(x[main], r[main], s=60, facecolors="none", edgecolors="black",
                         linewidths=1.2, zorder=4)  # fmt: skip
         top.set_ylim(-1.05, 1.05)
-        top.set_ylabel(f"Pearson r of {name} with {metric}\n(95% feature-bootstrap interval)")
+        top.set_ylabel(f"Pearson r of {name} with {metric}\n(95% feature-jackknife interval)")
         top.set_title(
             f"{name} vs {METRIC_NAMES[metric]}\n"
             f"{_share_text(summary, measure, metric, len(g), alpha)}",
