@@ -121,6 +121,6 @@ def replicate_forest(
         color="0.3",
     )
     fig.suptitle(
-        title or "Replicates: each seed's correlation and the random-effects pool (Fisher z)"
+        title or "Replicates: each seed's correlation and their pool over seeds (Fisher z)"
     )
     return fig

@@ -66,7 +66,7 @@ def _share_text(summary: pd.DataFrame, measure: str, metric: str, n: int, alpha:
     )
     if "joint_p_share" in row and np.isfinite(row["joint_p_share"]):
         text += (
-            f"\njoint test (features permuted in every specification at once): "
+            f"\njoint test (features permuted in all at once): "
             f"p(share) = {_num(row['joint_p_share'])}, p(median) = {_num(row['joint_p_median'])}"
         )
     return text
