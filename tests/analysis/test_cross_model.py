@@ -390,3 +390,77 @@ def test_model_summary_spread_of_s_and_means_of_d_and_m_over_the_pairs_without_p
     assert out["mean_n_over_threshold"] == pytest.approx(np.mean([0, 2, 6]))
     assert out["mean_D"] == pytest.approx(np.mean([10, 11, 13])) and out["mean_M"] == 0.5
     assert out["entropy_p10"] == pytest.approx(1.1)
+
+
+def _sharing_tables():
+    """A sharing table with overlap z (neuron basis) and decoys of other measures and bases,
+    its separability and its sharing_correlation table."""
+    from vlmbinding.analysis.sharing_stage import sharing_correlation_table
+
+    kinds = {"red": "color", "blue": "color", "green": "color", "circle": "shape",
+             "square": "shape", "TL": "position"}  # fmt: skip
+    feats = list(kinds)
+    pairs = [(a, b) for i, a in enumerate(feats) for b in feats[i + 1 :]]
+    rng = np.random.default_rng(0)
+    base = pd.DataFrame({"f1": [a for a, _ in pairs], "f2": [b for _, b in pairs]})
+    z = rng.normal(size=len(pairs))
+    common = {"layers": "0", "value": 1.0, "null_mean": 0.0, "null_sd": 1.0, "p": 0.5}
+    sharing = pd.concat(
+        [
+            base.assign(measure="overlap", basis="neurons", z=z, **common),
+            base.assign(measure="overlap", basis="sae", z=100.0, **common),
+            base.assign(measure="geometry", basis="neurons", z=-100.0, **common),
+        ],
+        ignore_index=True,
+    )
+    sep = base.assign(space="full", D=2 * z + rng.normal(size=len(z)), M=-z)
+    corr = sharing_correlation_table(sharing, sep, kinds, n_boot=100, n_perm=99, seed=0)
+    return kinds, sharing, sep, corr, z
+
+
+def test_the_overlap_beside_s_reads_only_the_overlap_in_the_neuron_basis():
+    from vlmbinding.analysis.cross_model import sharing_pair_table, sharing_summary
+
+    kinds, sharing, sep, corr, z = _sharing_tables()
+    pairs = sharing_pair_table(sharing, sep, kinds)
+    assert len(pairs) == 10  # the pairs without a position, each once
+    assert pairs["S"].abs().max() < 10  # the decoys' +-100 are left alone
+    assert np.corrcoef(pairs["S"], pairs["M"])[0, 1] == pytest.approx(-1)
+    out = sharing_summary(corr)
+    want = corr[
+        corr["measure"].eq("overlap") & corr["basis"].eq("neurons") & corr["score"].eq("z")
+        & corr["metric"].eq("M") & corr["space"].eq("full") & corr["subset"].eq("no_position")
+    ].iloc[0]  # fmt: skip
+    assert out["r_overlap_M"] == pytest.approx(want["pearson_r"]) == pytest.approx(-1)
+    assert out["r_overlap_M_low"] == want["feature_ci_low"]
+    assert out["r_overlap_D_mantel_p"] == pytest.approx(
+        corr[corr["measure"].eq("overlap") & corr["basis"].eq("neurons") & corr["score"].eq("z")
+             & corr["metric"].eq("D") & corr["subset"].eq("no_position")]["mantel_p"].iloc[0]
+    )  # fmt: skip
+    assert np.isnan(sharing_summary(None)["r_overlap_D"])
+    with pytest.raises(ValueError, match="no rows of measure 'overlap', basis 'neurons'"):
+        sharing_pair_table(sharing[sharing["basis"].eq("sae")], sep, kinds)
+
+
+def test_the_comparison_and_forest_figures_draw_the_overlap_beside_s(tmp_path):
+    from vlmbinding.analysis.pooling import pool_replicate_pairs
+    from vlmbinding.report import figures
+
+    summary = _summary()
+    for metric, r in (("D", 0.4), ("M", -0.3)):
+        summary[f"r_overlap_{metric}"] = r
+        summary[f"r_overlap_{metric}_low"], summary[f"r_overlap_{metric}_high"] = r - 0.2, r + 0.2
+    kinds, sharing, sep, _, _ = _sharing_tables()
+    from vlmbinding.analysis.cross_model import sharing_pair_table
+
+    tables = [sharing_pair_table(sharing, sep, kinds)] * 2
+    pooled = pd.concat(
+        [
+            pool_replicate_pairs({"toy": tables, "b": tables[:1]}, 50, 0),
+            pool_replicate_pairs({"toy": tables, "b": tables[:1]}, 50, 0, measure="overlap"),
+        ]
+    )
+    figures.save_figure(figures.replicate_forest(summary, pooled), tmp_path / "forest.png")
+    figures.save_figure(figures.model_comparison(summary), tmp_path / "models.png")
+    assert (tmp_path / "forest.png").stat().st_size > 10_000
+    assert (tmp_path / "models.png").stat().st_size > 10_000

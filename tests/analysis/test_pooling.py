@@ -99,3 +99,28 @@ def test_pool_replicate_pairs_reads_pair_tables():
     assert out.loc["D", "r_pooled"] == pytest.approx(-out.loc["M", "r_pooled"])
     direct = pooled_over_seeds(replicates(np.random.default_rng(4)), 100, 0)
     assert out.loc["M", "r_pooled"] == pytest.approx(direct["r_pooled"])
+
+
+def test_the_overlap_is_pooled_by_the_same_bootstrap_and_labelled():
+    """Wiring: the overlap z's pair tables (S holding the z) give exactly
+    `pooled_over_seeds` of their matrices, the `measure` column says which score."""
+    rng = np.random.default_rng(5)
+    names = [f"f{i}" for i in range(F)]
+    reps = replicates(rng)
+    tables = [
+        pd.DataFrame(
+            [
+                (names[p], names[q], s[p, q], -m[p, q], m[p, q])
+                for p, q in itertools.combinations(range(F), 2)
+            ],
+            columns=["f1", "f2", "S", "D", "M"],
+        )  # fmt: skip
+        for s, m in reps
+    ]
+    out = pool_replicate_pairs({"toy": tables}, 100, 0, measure="overlap")
+    assert set(out["measure"]) == {"overlap"} and list(out["metric"]) == ["D", "M"]
+    direct = pooled_over_seeds(reps, 100, 0)
+    row = out.set_index("metric").loc["M"]
+    assert (row["r_pooled"], row["ci_low"], row["ci_high"]) == pytest.approx(
+        (direct["r_pooled"], direct["ci_low"], direct["ci_high"])
+    )

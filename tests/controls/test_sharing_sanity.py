@@ -6,10 +6,12 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from vlmbinding.analysis.sharing_stage import SHARING_COLUMNS, sharing_correlation_table
-from vlmbinding.controls.sanity import SANITY_COLUMNS
-from vlmbinding.controls.sharing_sanity import sharing_sanity_rows
+from vlmbinding.controls.sanity import SANITY_COLUMNS, sanity_table
+from vlmbinding.controls.sharing_sanity import _pick, sharing_sanity_rows
+from vlmbinding.controls.twins import prediction_interval
 from vlmbinding.data.vocab import Vocabulary
 
 VOCAB = Vocabulary()
@@ -56,3 +58,52 @@ def test_without_a_pixel_baseline_the_pixel_columns_are_empty():
     rows = sharing_sanity_rows(model(1, 0.0, zero), model(2, 0.0, zero), KINDS, n_boot=100)
     assert rows["pixels"].isna().all()
     assert not rows["survives"].any()
+
+
+def test_several_twins_give_the_prediction_interval_verdict_as_for_s():
+    zero = np.zeros(len(PAIRS))
+    trained = model(1, 2.0, zero)
+    twins = [model(2 + j, 0.0, zero) for j in range(3)]
+    rows = sharing_sanity_rows(trained, twins, KINDS, n_boot=100, seed=0)
+    d_all = rows[rows["statistic"] == "r(overlap z, D), all pairs"].iloc[0]
+    assert (rows["n_twins"] == 3).all() and np.isfinite(rows["random_sd"]).all()
+    # the wiring: random is the twins' mean, its interval the prediction interval over twins
+    per_twin = [
+        _pick(t["sharing_correlation"], "overlap", "neurons", "z", "D", "full", "all")["mantel_r"]
+        for t in twins
+    ]
+    assert d_all["random"] == pytest.approx(np.mean(per_twin))
+    low, high = prediction_interval(per_twin)
+    assert (d_all["random_ci_low"], d_all["random_ci_high"]) == pytest.approx((low, high))
+    assert d_all["survives"] and "3 random-weights twins" in d_all["verdict"]
+
+
+def test_the_sanity_table_has_the_overlap_rows_combined_over_every_twin():
+    from test_sanity import model_tables  # the S tables of the sanity table's own tests
+
+    zero = np.zeros(len(PAIRS))
+    trained = model_tables(1, 1.0, zero) | model(1, 2.0, zero)
+    twins = [model_tables(2 + j, 0.0, zero) | model(2 + j, 0.0, zero) for j in range(2)]
+    table = sanity_table(trained, twins, KINDS, "full", 3.5, 100, 0)
+    s_rows = table[table["statistic"].str.startswith("r(S,")]
+    o_rows = table[table["statistic"].str.startswith("r(overlap z,")]
+    assert len(s_rows) == 4 and len(o_rows) == 4 and (table["n_twins"] == 2).all()
+    # the same row as the sharing rows alone: one builder, one combination over twins
+    alone = sharing_sanity_rows(trained, twins, KINDS, n_boot=100, seed=0)
+    pd.testing.assert_frame_equal(o_rows.reset_index(drop=True), alone)
+    with pytest.raises(ValueError, match="twin 1 has no sharing tables"):
+        sanity_table(trained, [twins[0], model_tables(5, 0.0, zero)], KINDS, "full", 3.5, 50, 0)
+
+
+def test_other_measures_and_bases_in_the_sharing_table_are_left_alone():
+    zero = np.zeros(len(PAIRS))
+    trained, random = model(1, 2.0, zero), model(2, 0.0, zero)
+    plain = sharing_sanity_rows(trained, random, KINDS, n_boot=100, seed=0)
+    for t in (trained, random):
+        extra = t["sharing"].assign(basis="sae", z=t["sharing"]["z"] * -3)
+        t["sharing"] = pd.concat([t["sharing"], extra], ignore_index=True)
+        other = t["sharing_correlation"].assign(basis="sae", mantel_r=0.0)
+        t["sharing_correlation"] = pd.concat([t["sharing_correlation"], other])
+    pd.testing.assert_frame_equal(
+        sharing_sanity_rows(trained, random, KINDS, n_boot=100, seed=0), plain
+    )

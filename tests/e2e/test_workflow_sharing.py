@@ -1,5 +1,6 @@
 """End-to-end: the sharing stage on the tiny config (model and its twin), its contract, the
-sanity table's sharing rows, and that changing sharing.m reruns only the sharing jobs."""
+sanity table's sharing rows, the overlap in the specification curve and the cross-model
+view, and that changing sharing.m reruns only the jobs that read it."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ pytestmark = pytest.mark.slow
 
 MODELS = ("toy", "toy/controls/random")
 SHARING_JOBS = {"measure_sharing", "gather_sharing", "correlate_sharing", "plot_sharing"}
+# the overlap's specifications (sharing.m applies) and the cross-model view read it too
+READERS = {"tabulate_sanity", "specification_overlap", "assemble_specifications"}
+READERS |= {"plot_specification_curve", "compare_models"}
 
 
 def targets(models=MODELS) -> list[str]:
     files = ["sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png"]
     return [f"results/{m}/{f}" for m in models for f in files] + [
-        "results/toy/controls/sanity.parquet"
+        "results/toy/controls/sanity.parquet",
+        "results/toy/figures/specification_curve.png",
+        "results/comparison/models.tsv",
     ]
 
 
@@ -37,6 +43,7 @@ def shared(tmp_path_factory):
     config["dataset"]["images_per_count"] = 15
     config["sharing"] = {"enabled": True, "n_null": 49}
     config["controls"] = {"random_weights": True, "pixel_baseline": True, "seed": 0}
+    config["robustness"]["measure"] = ["S", "overlap"]
     work = tmp_path_factory.mktemp("sharing")
     run_workflow(work, config, *targets())
     return work, config
@@ -69,12 +76,32 @@ def test_the_sanity_table_has_the_overlap_rows(shared):
     assert np.isfinite(rows["pixels"]).all()
 
 
+def test_the_specification_curve_and_the_comparison_show_the_overlap(shared):
+    work, _ = shared
+    specs = pd.read_parquet(work / "results/toy/robustness/specifications.parquet")
+    overlap = specs[specs["measure"] == "overlap"]
+    assert len(overlap) and (overlap[["top_k", "n_neurons"]] == 0).all().all()
+    assert overlap["main"].sum() == 8 and specs.loc[specs["measure"] == "S", "main"].sum() == 8
+    summary = pd.read_csv(work / "results/toy/robustness/summary.tsv", sep="\t")
+    assert list(zip(summary["measure"], summary["metric"])) == [
+        ("S", "D"), ("S", "M"), ("overlap", "D"), ("overlap", "M")
+    ]  # fmt: skip
+    assert summary["joint_p_share"].between(0, 1).all()
+    models = pd.read_csv(work / "results/comparison/models.tsv", sep="\t").set_index("model")
+    corr = pd.read_parquet(work / "results/toy/sharing_correlation.parquet")
+    want = corr[(corr["measure"] == "overlap") & (corr["score"] == "z") & (corr["metric"] == "M")
+                & (corr["space"] == "full") & (corr["subset"] == "no_position")]  # fmt: skip
+    assert models.loc["toy", "r_overlap_M"] == pytest.approx(want["pearson_r"].iloc[0])
+    pooled = pd.read_csv(work / "results/comparison/replicates.tsv", sep="\t")
+    assert set(pooled["measure"]) == {"S", "overlap"}
+
+
 def test_changing_m_reruns_only_the_sharing_jobs(shared):
     work, config = shared
     changed = copy.deepcopy(config)
     changed["sharing"]["m"] = 5
     jobs = planned_jobs(run_workflow(work, changed, "-n", *targets()))
-    assert jobs["measure_sharing"] == 2
-    assert set(jobs) <= SHARING_JOBS | {"tabulate_sanity"}, jobs
+    assert jobs["measure_sharing"] == 4  # the model and its 3 twins (controls.random_twins)
+    assert set(jobs) <= SHARING_JOBS | READERS, jobs
     untouched = planned_jobs(run_workflow(work, config, "-n", *targets()))
     assert not untouched, untouched

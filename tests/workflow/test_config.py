@@ -64,6 +64,7 @@ def test_schema_documents_every_key():
         ),
         ({"dataset": {"colors": ["red", "purple2"]}}, "dataset.colors[1]", "purple2"),
         ({"analysis": {"top_k": 0}}, "analysis.top_k", "less than"),
+        ({"robustness": {"measure": ["overlap"]}}, "robustness.measure", "must include 'S'"),
         (
             {"models": [{"name": "a b", "arch": "x", "weights": "toy"}]},
             "models[0].name",

@@ -60,6 +60,18 @@ def test_the_sanity_table_reads_the_trained_model_and_its_twins(config):
     assert inputs["trained_pixel_separability"] == "results/toy/separability_pixels.parquet"
     twin_pixels = targets.pixel_separability(models, "toy/controls/random")
     assert twin_pixels == "results/toy/separability_pixels.parquet"  # the trained model's
+    assert "trained_sharing" not in inputs  # sharing off: no sharing rows
+
+
+def test_the_sanity_table_reads_every_twins_sharing_tables(config):
+    config["controls"].update(random_weights=True, random_twins=3)
+    config["sharing"]["enabled"] = True
+    inputs = targets.sanity_inputs(models_of(config), config, "toy")
+    assert inputs["trained_sharing"] == "results/toy/sharing.parquet"
+    for j, twin in enumerate(("random", "random-1", "random-2")):
+        base = f"results/toy/controls/{twin}"
+        assert inputs[f"random{j}_sharing"] == f"{base}/sharing.parquet"
+        assert inputs[f"random{j}_sharing_correlation"] == f"{base}/sharing_correlation.parquet"
 
 
 def test_paths_of_datasets_weights_and_layers(config):
@@ -119,3 +131,24 @@ def test_a_models_weights_problem_names_the_entry(tmp_path):
     problem = checks.weights_problem_of(entry, ARCH_DIR)
     assert problem.startswith("models entry 'mine': ") and "does not exist" in problem
     assert checks.weights_problem_of({"name": "t", "weights": "toy"}, ARCH_DIR) is None
+
+
+def test_the_overlap_specifications_follow_robustness_measure(config):
+    assert targets.robustness_overlap(config, "toy") == []  # the test config: S only
+    config["robustness"]["measure"] = ["S", "overlap"]
+    assert targets.robustness_overlap(config, "toy") == ["results/toy/robustness/overlap.parquet"]
+    config["analysis"]["reduce"] = "max"
+    config["robustness"]["reduce"] = ["mean"]
+    got = params.robustness_overlap_params(config)
+    assert got["reduce"] == ["mean", "max"]  # the main analysis's reduction joins the grid
+    assert got["n_null"] == config["robustness"]["overlap_n_null"] == 199
+    assert (got["m"], got["seed"]) == (config["sharing"]["m"], config["sharing"]["seed"])
+
+
+def test_the_comparison_reads_every_models_sharing_tables_when_sharing_is_on(config):
+    config["controls"]["random_weights"] = True
+    models = models_of(config)
+    assert targets.comparison_sharing(models, config, "sharing.parquet") == []
+    config["sharing"]["enabled"] = True
+    got = targets.comparison_sharing(models, config, "sharing_correlation.parquet")
+    assert got == [f"results/{m}/sharing_correlation.parquet" for m in models]

@@ -175,6 +175,11 @@ rule compare_models:
             rules.train_toy_model.output.zero_shot,
             model=[name for name, m in MODELS.items() if m["weights"] == "toy"],
         ),
+        # sharing.enabled: the overlap's r beside S's (none otherwise)
+        sharing=targets.comparison_sharing(MODELS, config, "sharing.parquet"),
+        sharing_correlation=targets.comparison_sharing(
+            MODELS, config, "sharing_correlation.parquet"
+        ),
     output:
         table="results/comparison/models.tsv",
         html=report(

@@ -20,6 +20,33 @@ rule specification_neurons:
         "../scripts/specification_neurons.py"
 
 
+rule specification_overlap:
+    """The co-tuned neuron overlap z under every layer pool, reduction and token set."""
+    input:
+        store=rules.extract_activations.output.store,
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
+    output:
+        table="results/{model}/robustness/overlap.parquet",
+    log:
+        "logs/specification_overlap/{model}.log",
+    benchmark:
+        "benchmarks/specification_overlap/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    resources:
+        # one block read at a time; the pools' reduced [image, neuron] and the tuning's copies
+        mem_mb=lambda w, attempt: job_mem_mb("layer")(w, attempt) + 2000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        pools=lambda w: robustness_pools(config, GEOMETRY, w.model, LAYERS[w.model]),
+        grid=robustness_overlap_params(config),
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/specification_overlap.py"
+
+
 rule assemble_specifications:
     """S under every specification and its correlation with D and M."""
     input:
@@ -27,6 +54,8 @@ rule assemble_specifications:
             config, GEOMETRY, w.model, LAYERS[w.model]
         ),
         separability=rules.measure_separability.output.table,
+        # robustness.measure has overlap: its z per specification (none otherwise)
+        overlap=targets.robustness_overlap(config, "{model}"),
     output:
         table="results/{model}/robustness/specifications.parquet",
         summary="results/{model}/robustness/summary.tsv",

@@ -14,6 +14,7 @@ table, summary = assemble_specifications(
     snakemake.params.grid,
     snakemake.params.ratio_threshold,
     main=snakemake.params.main,
+    overlap=snakemake.input.get("overlap") or None,  # robustness.measure has overlap
 )
 write_parquet(table, snakemake.output.table)
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)

@@ -7,6 +7,8 @@ from vlmbinding.analysis.cross_model import (
     model_summary,
     pair_table,
     replicate_means,
+    sharing_pair_table,
+    sharing_summary,
 )
 from vlmbinding.analysis.pooling import pool_replicate_pairs
 from vlmbinding.data.vocab import Vocabulary
@@ -16,17 +18,23 @@ from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
-rows, pairs_by_base = [], {}
+rows, pairs_by_base, overlap_by_base = [], {}, {}
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
+sharing = bool(snakemake.input.sharing)  # sharing.enabled: one table per model
 for i, model in enumerate(snakemake.params.models):
     zero_shot = next(zero_shots) if snakemake.params.toy[i] else None
-    pairs = pair_table(
-        pd.read_parquet(snakemake.input.superposition[i]),
-        pd.read_parquet(snakemake.input.separability[i]),
-        kinds,
-    )
-    if snakemake.params.roles[i] == "trained":
+    separability = pd.read_parquet(snakemake.input.separability[i])
+    pairs = pair_table(pd.read_parquet(snakemake.input.superposition[i]), separability, kinds)
+    trained = snakemake.params.roles[i] == "trained"
+    if trained:
         pairs_by_base.setdefault(snakemake.params.bases[i], []).append(pairs)
+    overlap = {}
+    if sharing:  # the overlap z (neuron basis) beside S
+        overlap = sharing_summary(pd.read_parquet(snakemake.input.sharing_correlation[i]))
+        if trained:
+            table = pd.read_parquet(snakemake.input.sharing[i])
+            overlap_pairs = sharing_pair_table(table, separability, kinds)
+            overlap_by_base.setdefault(snakemake.params.bases[i], []).append(overlap_pairs)
     rows.append(
         model_summary(
             model,
@@ -37,6 +45,7 @@ for i, model in enumerate(snakemake.params.models):
             pd.read_csv(zero_shot, sep="\t") if zero_shot else None,
             pairs=pairs,
         )
+        | overlap
     )
 summary = pd.DataFrame(rows)
 summary.insert(1, "base", snakemake.params.bases)
@@ -47,6 +56,11 @@ summary.to_csv(snakemake.output.table, sep="\t", index=False)
 # features and seeds resampled together: the error the seeds share counts once
 stats = snakemake.params.statistics
 pooled = pool_replicate_pairs(pairs_by_base, stats["bootstrap"], stats["seed"])
+if overlap_by_base:  # the same pooling for the overlap z: shared features counted once
+    more = pool_replicate_pairs(
+        overlap_by_base, stats["bootstrap"], stats["seed"], measure="overlap"
+    )
+    pooled = pd.concat([pooled, more], ignore_index=True)
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
 means = replicate_means(summary)
 means.to_csv(snakemake.output.means, sep="\t", index=False)
@@ -74,12 +88,15 @@ with open(snakemake.output.html, "w") as f:
                     "colour-shape-position combinations held out of training; base: the config "
                     "entry a replicate belongs to; role: trained | random; training_seed and "
                     "dataset_seed: the seeds it ran with (empty: not trained here, or a "
-                    "dataset brought by the user).",
+                    "dataset brought by the user). With the sharing stage on, r_overlap_D and "
+                    "r_overlap_M (with _low/_high and _mantel_p, the same statistics): the "
+                    "co-tuned neuron overlap's z (neuron basis) against D and M, beside S's.",
                     summary,
                 ),
                 (
                     "Replicates pooled per base model",
-                    "The trained replicates' r pooled: r_pooled is tanh of their mean "
+                    "The trained replicates' r pooled, per measure (S, and with the sharing "
+                    "stage on the overlap z): r_pooled is tanh of their mean "
                     "Fisher z; ci_low/ci_high a 95% bootstrap interval that draws the features "
                     "once for all seeds (the pairs among them rebuilt in each) and the seeds "
                     "themselves, so the error the seeds share (which features were sampled) "

@@ -1,4 +1,4 @@
-"""Rule plot_specification_curve: the specification curve of r(S, D) and r(S, M)."""
+"""Rule plot_specification_curve: the specification curve of each measure with D and M."""
 
 import pandas as pd
 
@@ -6,10 +6,12 @@ from vlmbinding.logs import to_file
 from vlmbinding.report import figures
 
 to_file(snakemake.log[0])
+specs = pd.read_parquet(snakemake.input.table)
+scores = " and the overlap z" if specs["measure"].eq("overlap").any() else ""
 fig = figures.specification_curve(
-    pd.read_parquet(snakemake.input.table),
+    specs,
     pd.read_csv(snakemake.input.summary, sep="\t"),
     alpha=snakemake.params.alpha,
-    title=f"{snakemake.wildcards.model}: r(S, D) and r(S, M) over the analysis choices",
+    title=f"{snakemake.wildcards.model}: r of S{scores} with D and M over the analysis choices",
 )
 figures.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -4,7 +4,6 @@ import pandas as pd
 
 from vlmbinding.atomic import write_parquet
 from vlmbinding.controls.sanity import sanity_table
-from vlmbinding.controls.sharing_sanity import sharing_sanity_rows
 from vlmbinding.controls.verdicts import sanity_page_sections
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
@@ -43,11 +42,7 @@ table = sanity_table(
     space=p.space,
     entropy_threshold=p.entropy_threshold,
     **stats,
-)
-if trained["sharing"] is not None:  # sharing.enabled: the overlap's rows
-    # the sharing rows compare with the first twin (sharing_sanity_inputs reads its tables)
-    sharing = sharing_sanity_rows(trained, twins[0], kinds, space=p.space, **stats)
-    table = pd.concat([table, sharing], ignore_index=True)
+)  # with sharing.enabled every model's sharing tables are inputs: the overlap's rows too
 write_parquet(table, snakemake.output.table)
 with open(snakemake.output.html, "w") as f:
     sections = sanity_page_sections(table, p.primary, p.space)

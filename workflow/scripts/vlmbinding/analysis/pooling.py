@@ -33,6 +33,7 @@ LEVEL = 0.95
 _R_MAX = 1 - 1e-12
 SHARED_COLUMNS = [
     "base",
+    "measure",
     "metric",
     "k",
     "r_pooled",
@@ -123,13 +124,16 @@ def pool_replicate_pairs(
     n_boot: int = 1000,
     seed: int = 0,
     metrics: Sequence[str] = ("D", "M"),
+    measure: str = "S",
 ) -> pd.DataFrame:
     """One row per base model and metric: `pooled_over_seeds` of its trained replicates.
 
     `pairs` maps a base model to its replicates' pair tables (f1, f2, S, D, M: the pairs
-    `cross_model.pair_table` correlates). The features are those every replicate has a
-    pair of, in first-seen order; pairs are matched by their features. Columns
-    SHARED_COLUMNS.
+    `cross_model.pair_table` correlates; for a measure of sharing, column S holds its
+    score, `cross_model.sharing_pair_table`). The features are those every replicate has a
+    pair of, in first-seen order; pairs are matched by their features. `measure` names the
+    score in the `measure` column. Units resampled: features (one draw for all seeds) and
+    seeds, as in `pooled_over_seeds`. Columns SHARED_COLUMNS.
     """
     rows = []
     for base, tables in pairs.items():
@@ -142,5 +146,6 @@ def pool_replicate_pairs(
         for metric in metrics:
             reps = [(pairs_to_matrix(t, "S", features), pairs_to_matrix(t, metric, features))
                     for t in tables]  # fmt: skip
-            rows.append({"base": base, "metric": metric} | pooled_over_seeds(reps, n_boot, seed))
+            key = {"base": base, "measure": measure, "metric": metric}
+            rows.append(key | pooled_over_seeds(reps, n_boot, seed))
     return pd.DataFrame(rows, columns=SHARED_COLUMNS)

@@ -46,7 +46,9 @@ from vlmbinding.data.vocab import all_pairs
 log = logging.getLogger(__name__)
 
 CHOICES = ("top_k", "n_neurons", "layers", "reduce", "tokens", "space", "subset")
+MEASURES = ("S", "overlap")
 SPECIFICATION_COLUMNS = [
+    "measure",
     *CHOICES,
     "metric",
     "pearson_r",
@@ -58,6 +60,7 @@ SPECIFICATION_COLUMNS = [
     "main",
 ]
 SUMMARY_COLUMNS = [
+    "measure",
     "metric",
     "n_specifications",
     "share_negative",
@@ -321,7 +324,7 @@ def specification_table(
                                 | result
                                 | {"layer_indices": ",".join(map(str, blocks))}
                             )
-    table = pd.DataFrame(rows, columns=SPECIFICATION_COLUMNS)
+    table = pd.DataFrame(rows, columns=SPECIFICATION_COLUMNS).assign(measure="S")
     table = table.astype({"top_k": np.int64, "n_neurons": np.int64, "n_pairs": np.int64})
     table["main"] = main_mask(table, pools, main) if main is not None else False
     if not keep_matrices:
@@ -333,7 +336,8 @@ def specification_table(
 
 
 def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Per metric: how many specifications find a significant effect of each sign.
+    """Per measure (S, overlap) and metric: how many specifications find a significant effect
+    of each sign (a table without a `measure` column is S's).
 
     Significant: Mantel p < `alpha` (share_negative: r < 0, share_positive: r > 0); the
     shares of feature-bootstrap intervals wholly below or above zero are given beside them.
@@ -345,7 +349,12 @@ def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     the table marks one (`main`), else over all pairs; NaN when none is marked.
     """
     rows = []
-    for metric, g in specs.groupby("metric", sort=True):
+    if "measure" not in specs:
+        specs = specs.assign(measure="S")
+    groups = specs.groupby(["measure", "metric"], sort=False)
+    order = sorted(groups.groups, key=lambda k: (_measure_rank(k[0]), k[1]))
+    for measure, metric in order:
+        g = groups.get_group((measure, metric))
         r, p = g["pearson_r"].to_numpy(float), g["mantel_p"].to_numpy(float)
         low, high = g["feature_ci_low"].to_numpy(float), g["feature_ci_high"].to_numpy(float)
         n = len(g)
@@ -360,6 +369,7 @@ def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
                     break
         rows.append(
             {
+                "measure": measure,
                 "metric": metric,
                 "n_specifications": n,
                 "share_negative": float(np.mean(sig & (r < 0))) if n else np.nan,
@@ -375,3 +385,8 @@ def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
             }
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _measure_rank(measure: str) -> int:
+    """S first, then the measures of sharing in MEASURES order, then any other."""
+    return MEASURES.index(measure) if measure in MEASURES else len(MEASURES)

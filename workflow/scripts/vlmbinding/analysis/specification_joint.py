@@ -29,7 +29,14 @@ from vlmbinding.analysis.resampling import _rowwise_pearson, feature_permutation
 
 # Null draws are scored in chunks of about this many pair values.
 _CHUNK = 2_000_000
-JOINT_COLUMNS = ["metric", "share_significant", "joint_p_share", "joint_p_median", "joint_n_perm"]
+JOINT_COLUMNS = [
+    "measure",
+    "metric",
+    "share_significant",
+    "joint_p_share",
+    "joint_p_median",
+    "joint_n_perm",
+]
 
 
 def joint_strata(feature_kinds: Mapping[str, str]) -> list[str]:
@@ -108,22 +115,26 @@ def joint_summary(
     seed: int,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Per metric of `specs`: the joint test over its specifications (JOINT_COLUMNS).
+    """Per measure and metric of `specs`: the joint test over its specifications
+    (JOINT_COLUMNS; a table without a `measure` column is S's).
 
-    `a`, `b` are the [row, F, F] matrices of S and the metric for each row of `specs`
-    (`specification_table(..., keep_matrices=True)`); F follows `feature_kinds`. The same
-    `n_perm` feature permutations (numpy default_rng(seed), positions among positions) serve
-    every metric and specification.
+    `a`, `b` are the [row, F, F] matrices of the score (S, or a measure of sharing's z) and
+    the metric for each row of `specs` (`specification_table(..., keep_matrices=True)`); F
+    follows `feature_kinds`. The same `n_perm` feature permutations (numpy
+    default_rng(seed), positions among positions) serve every measure, metric and
+    specification: the permuted unit is the feature, relabelled in the metric's matrix, so
+    each measure's test is valid on its own and all share the same null data sets.
     """
     perms = feature_permutations(
         len(feature_kinds), n_perm, np.random.default_rng(seed), joint_strata(feature_kinds)
     )
     rows = []
     metric = specs["metric"].to_numpy()
-    for m in pd.unique(metric):
-        keep = metric == m
+    measure = specs["measure"].to_numpy() if "measure" in specs else np.full(len(specs), "S")
+    for s, m in dict.fromkeys(zip(measure, metric)):
+        keep = (measure == s) & (metric == m)
         r = permuted_correlations(a[keep], b[keep], perms)
-        rows.append({"metric": m} | joint_test(r, alpha))
+        rows.append({"measure": s, "metric": m} | joint_test(r, alpha))
     return pd.DataFrame(rows, columns=JOINT_COLUMNS)
 
 

@@ -146,6 +146,41 @@ def layer_specifications(
     )
 
 
+def specification_overlaps(
+    images,
+    objects,
+    store,
+    vocab: Vocabulary,
+    pools: Mapping[str, Sequence[int]],
+    reduce: Sequence[str],
+    tokens: Sequence[str],
+    m: int | None,
+    n_null: int,
+    seed: int,
+    decorrelate: bool,
+) -> pd.DataFrame:
+    """Rule specification_overlap: the co-tuned neuron overlap z of every pair under every
+    layer pool, reduction and token set (`specification_overlap.overlap_grid`)."""
+    from vlmbinding.analysis.sharing_stage import object_counts
+    from vlmbinding.analysis.specification_overlap import overlap_grid
+
+    image_ids, presence, root = dataset_and_store(images, objects, store, vocab)
+    counts = object_counts(pd.read_parquet(objects), image_ids)
+    return overlap_grid(
+        lambda layer, how, toks: st.reduced_layer(root, layer, how, toks),
+        presence,
+        vocab.features,
+        counts,
+        pools,
+        reduce,
+        tokens,
+        m=m,
+        n_null=n_null,
+        seed=seed,
+        decorrelate=decorrelate,
+    )
+
+
 def assemble_specifications(
     layers: Paths,
     separability,
@@ -154,11 +189,15 @@ def assemble_specifications(
     grid: Mapping,
     ratio_threshold: float,
     main: Mapping | None = None,
+    overlap=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rule assemble_specifications: (r(S, D) and r(S, M) under every specification, the
     summary of their signs at `grid["alpha"]` with the joint test of the whole curve).
     `grid` is the config's robustness block (n_neurons, space, subset, bootstrap,
     permutations, seed, alpha); `main` the main analysis's choices, marked in the table.
+    With `overlap` (the file of `specification_overlaps`; robustness.measure has overlap)
+    the overlap z's specifications follow S's, measure 'overlap', summarised and tested
+    on their own with the same feature permutations.
     The bootstrap resamples features; the Mantel test and the joint test permute feature
     labels (one permutation applied to every specification at once)."""
     from vlmbinding.analysis.specification import specification_summary, specification_table
@@ -179,8 +218,25 @@ def assemble_specifications(
         main=main,
         keep_matrices=True,
     )
+    if overlap is not None:
+        from vlmbinding.analysis.specification_overlap import overlap_specification_table
+
+        more, a2, b2 = overlap_specification_table(
+            pd.read_parquet(overlap),
+            pd.read_parquet(separability),
+            vocab.feature_kinds,
+            spaces=grid["space"],
+            subsets=grid["subset"],
+            n_boot=grid["bootstrap"],
+            n_perm=grid["permutations"],
+            seed=grid["seed"],
+            main=main,
+        )
+        table = pd.concat([table, more], ignore_index=True)
+        a, b = np.concatenate([a, a2]), np.concatenate([b, b2])
     joint = joint_summary(
         table, a, b, vocab.feature_kinds, grid["permutations"], grid["seed"], grid["alpha"]
     )
-    summary = specification_summary(table, grid["alpha"]).merge(joint, on="metric", how="left")
+    summary = specification_summary(table, grid["alpha"])
+    summary = summary.merge(joint, on=["measure", "metric"], how="left")
     return table, summary

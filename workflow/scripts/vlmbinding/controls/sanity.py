@@ -39,36 +39,15 @@ from vlmbinding.controls.sanity_resampling import (  # noqa: F401 - moved there,
     resampled_correlation,
     resampled_residual_correlation,
 )
-from vlmbinding.controls.twins import combine_twin_rows
-from vlmbinding.controls.verdicts import verdict
-
-SANITY_COLUMNS = [
-    "statistic",
-    "unit",
-    "kind",
-    "trained",
-    "trained_ci_low",
-    "trained_ci_high",
-    "random",
-    "random_ci_low",
-    "random_ci_high",
-    "pixels",
-    "pixels_ci_low",
-    "pixels_ci_high",
-    "difference",
-    "difference_ci_low",
-    "difference_ci_high",
-    "trained_mantel_p",
-    "random_mantel_p",
-    "trained_mde_r",
-    "n_twins",
-    "random_sd",
-    "survives",
-    "verdict",
-    "note",
-]
-SUBSET_WORDS = {"all": "all pairs", "no_position": "pairs without a position"}
-
+from vlmbinding.controls.sanity_rows import (  # noqa: F401 - the table's columns live there
+    SANITY_COLUMNS,
+    SUBSET_WORDS,
+    correlation_row,
+    fill_defaults,
+    subset_features,
+    twin_table,
+)
+from vlmbinding.controls.sharing_sanity import sharing_rows_against
 
 # --- neurons ----------------------------------------------------------------------------
 
@@ -153,13 +132,6 @@ def gradcam_row(shares_t: pd.DataFrame, shares_r: pd.DataFrame, n_boot: int, see
 # --- correlations over feature pairs ------------------------------------------------------
 
 
-def subset_features(feature_kinds: dict[str, str], subset: str) -> list[str]:
-    """The features of a subset of pairs, in vocabulary order."""
-    if subset == "no_position":
-        return [f for f, k in feature_kinds.items() if k != "position"]
-    return list(feature_kinds)
-
-
 def _pair_matrices(superposition, separability, space, metric, features):
     joined = attach_scores(superposition, separability)
     joined = joined[joined["space"] == space]
@@ -191,36 +163,12 @@ def correlation_rows(trained: dict, random: dict, feature_kinds, space, n_boot, 
             mr = _pair_matrices(
                 random["superposition"], random["separability"], space, metric, features
             )
-            d_ci = feature_bootstrap_difference(resampled_correlation, mt, mr, n_boot, seed)
             pixels = (float("nan"),) * 3
             if trained.get("beyond") is not None:
                 b = _pick(trained["beyond"], metric, space, subset)
-                pixels = (
-                    float(b["pixels_r"]),
-                    float(b["pixels_ci_low"]),
-                    float(b["pixels_ci_high"]),
-                )
-            rows.append(
-                {
-                    "statistic": f"r(S, {metric}), {SUBSET_WORDS[subset]}",
-                    "unit": "features",
-                    "kind": "correlation",
-                    **_row(
-                        float(ct["mantel_r"]),
-                        (ct["feature_ci_low"], ct["feature_ci_high"]),
-                        float(cr["mantel_r"]),
-                        (cr["feature_ci_low"], cr["feature_ci_high"]),
-                        float(ct["mantel_r"] - cr["mantel_r"]),
-                        d_ci,
-                    ),
-                    "pixels": pixels[0],
-                    "pixels_ci_low": pixels[1],
-                    "pixels_ci_high": pixels[2],
-                    "trained_mantel_p": float(ct["mantel_p"]),
-                    "random_mantel_p": float(cr["mantel_p"]),
-                    "trained_mde_r": float(ct.get("mde_r", float("nan"))),
-                }
-            )
+                pixels = (b["pixels_r"], b["pixels_ci_low"], b["pixels_ci_high"])
+            statistic = f"r(S, {metric}), {SUBSET_WORDS[subset]}"
+            rows.append(correlation_row(statistic, ct, cr, mt, mr, n_boot, seed, pixels))
     return rows
 
 
@@ -292,22 +240,25 @@ def sanity_table(
     shares (gradcam/shares) and, when the pixel baseline ran, beyond (the beyond-pixels
     table) and, for `trained`, pixel_separability; entropy_halves (the half-sample table
     of rule resample_entropy) makes the entropy rows resample images (`entropy_rows`).
-    Correlations are taken in `space`. With one twin the difference's interval resamples
-    each row's unit against that twin; with several, rows are combined by
-    `twins.combine_twin_rows` (a prediction interval over twins, the unit the twin's seed,
-    widened by the trained model's own interval).
+    Correlations are taken in `space`.
+    When `trained` holds sharing and sharing_correlation (the sharing stage's tables),
+    every twin must too, and the overlap's rows (`sharing_sanity.sharing_rows_against`)
+    follow the study's, built and combined over twins in the same way.
+    With one twin the difference's interval resamples each row's unit against that twin;
+    with several, rows are combined by `twins.combine_twin_rows` (a prediction interval
+    over twins, the unit the twin's seed, widened by the trained model's own interval).
     """
     twins = [random] if isinstance(random, dict) else list(random)
-    if not twins:
-        raise ValueError("the sanity table needs at least one random-weights twin")
     per_twin = [
         _rows_against(trained, twin, feature_kinds, space, entropy_threshold, n_boot, seed)
         for twin in twins
     ]
-    rows = [combine_twin_rows(same) for same in zip(*per_twin)]
-    for row in rows:
-        row["survives"], row["verdict"] = verdict(row)
-    return pd.DataFrame(rows)[SANITY_COLUMNS]
+    if trained.get("sharing") is not None:  # the sharing stage ran: the overlap's rows
+        for j, (twin, rows) in enumerate(zip(twins, per_twin, strict=True)):
+            if twin.get("sharing") is None or twin.get("sharing_correlation") is None:
+                raise ValueError(f"twin {j} has no sharing tables, the trained model has")
+            rows += sharing_rows_against(trained, twin, feature_kinds, space, n_boot, seed)
+    return twin_table(per_twin)
 
 
 def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_boot, seed):
@@ -334,11 +285,4 @@ def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_bo
             **gradcam_row(trained["shares"], random["shares"], n_boot, seed),
         }
     )
-    for row in rows:
-        for key in ("pixels", "pixels_ci_low", "pixels_ci_high"):
-            row.setdefault(key, float("nan"))
-        row.setdefault("trained_mantel_p", float("nan"))
-        row.setdefault("random_mantel_p", float("nan"))
-        row.setdefault("trained_mde_r", float("nan"))
-        row.setdefault("note", "")
-    return rows
+    return [fill_defaults(row) for row in rows]

@@ -1,29 +1,31 @@
-"""The sanity table's rows for the measures of sharing: trained model against its twin.
+"""The sanity table's rows for the measures of sharing: trained model against its twins.
 
-For r(overlap z, D) and r(overlap z, M): each model's dependence-aware r, its feature
-bootstrap interval and Mantel p (from its sharing_correlation table), the difference
-trained minus twin with a feature-bootstrap interval (the same feature draws for both
-models: their pairs share features), and, where the pixel baseline ran, the trained
-model's overlap z against the pixels' D or M (features resampled). The unit resampled is
-the feature, as for S (`controls.sanity.correlation_rows`). Torch-free.
+For r(overlap z, D) and r(overlap z, M): the same row as r(S, D) and r(S, M)
+(`sanity_rows.correlation_row`: each model's dependence-aware r, its feature-bootstrap
+interval and Mantel p from its sharing_correlation table, the difference trained minus twin
+with a feature-bootstrap interval, the same feature draws for both models), and, where the
+pixel baseline ran, the trained model's overlap z against the pixels' D or M (features
+resampled). Rows against several twins are combined as the S rows are
+(`sanity_rows.twin_table`: the twins' prediction interval). Only the rows of the
+requested measure and basis are read, so a sharing table with other measures or bases
+(an autoencoder's, geometry's) is fine. Torch-free.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, pairs_to_matrix
 from vlmbinding.analysis.resampling import feature_bootstrap_ci
-from vlmbinding.controls.sanity import (
-    SANITY_COLUMNS,
+from vlmbinding.controls.sanity_rows import (
     SUBSET_WORDS,
-    _row,
-    feature_bootstrap_difference,
-    resampled_correlation,
+    correlation_row,
     subset_features,
+    twin_table,
 )
-from vlmbinding.controls.verdicts import verdict
 
 MEASURE_WORDS = {"overlap": "overlap z", "conjunctive": "conjunctive z", "separate": "separate z"}
 
@@ -54,7 +56,21 @@ def _matrices(sharing, separability, measure, basis, score, space, metric, featu
     return pairs_to_matrix(joined, "S", features), pairs_to_matrix(joined, metric, features)
 
 
-def sharing_sanity_rows(
+def _pixels(trained, measure, basis, score, space, metric, features, n_boot, seed):
+    """(r, low, high) of the trained model's score against the pixels' metric, or NaNs."""
+    table = trained.get("pixel_separability")
+    if table is None:
+        return (np.nan, np.nan, np.nan)
+    a, b = _matrices(trained["sharing"], table, measure, basis, score, space, metric, features)
+    iu = np.triu_indices(len(features), k=1)
+    ok = np.isfinite(a[iu]) & np.isfinite(b[iu])
+    if ok.sum() < 3 or np.ptp(a[iu][ok]) == 0 or np.ptp(b[iu][ok]) == 0:
+        return (np.nan, np.nan, np.nan)
+    r = float(np.corrcoef(a[iu][ok], b[iu][ok])[0, 1])
+    return (r, *feature_bootstrap_ci(a, b, n_boot, seed))
+
+
+def sharing_rows_against(
     trained: dict,
     random: dict,
     feature_kinds: dict[str, str],
@@ -64,15 +80,14 @@ def sharing_sanity_rows(
     measure: str = "overlap",
     basis: str = "neurons",
     score: str = "z",
-) -> pd.DataFrame:
-    """Rows of the sanity table (SANITY_COLUMNS, verdicts included) for one measure.
+) -> list[dict]:
+    """The rows of one measure against one twin (before the verdicts), D and M per subset.
 
-    `trained` and `random` hold each model's sharing, sharing_correlation and
-    separability tables; `trained` may hold pixel_separability (the pixel baseline's
-    table), which fills the pixels columns with r(trained measure, pixel D or M).
+    `trained` and `random` hold each model's sharing, sharing_correlation and separability
+    tables; `trained` may hold pixel_separability (the pixel baseline's table), which fills
+    the pixels columns with r(trained measure, pixel D or M).
     """
     rows = []
-    pixels_table = trained.get("pixel_separability")
     for metric in ("D", "M"):
         for subset in SUBSETS:
             features = subset_features(feature_kinds, subset)
@@ -85,40 +100,31 @@ def sharing_sanity_rows(
                 )
                 for m in (trained, random)
             )
-            d_ci = feature_bootstrap_difference(resampled_correlation, mt, mr, n_boot, seed)
-            pixels = (np.nan, np.nan, np.nan)
-            if pixels_table is not None:
-                a, b = _matrices(
-                    trained["sharing"], pixels_table, measure, basis, score, space, metric, features
-                )
-                iu = np.triu_indices(len(features), k=1)
-                ok = np.isfinite(a[iu]) & np.isfinite(b[iu])
-                if ok.sum() >= 3 and np.ptp(a[iu][ok]) > 0 and np.ptp(b[iu][ok]) > 0:
-                    r = float(np.corrcoef(a[iu][ok], b[iu][ok])[0, 1])
-                    pixels = (r, *feature_bootstrap_ci(a, b, n_boot, seed))
-            row = {
-                "statistic": f"r({MEASURE_WORDS.get(measure, measure)}, {metric}), "
-                f"{SUBSET_WORDS[subset]}",
-                "unit": "features",
-                "kind": "correlation",
-                **_row(
-                    float(ct["mantel_r"]),
-                    (ct["feature_ci_low"], ct["feature_ci_high"]),
-                    float(cr["mantel_r"]),
-                    (cr["feature_ci_low"], cr["feature_ci_high"]),
-                    float(ct["mantel_r"] - cr["mantel_r"]),
-                    d_ci,
-                ),
-                "pixels": float(pixels[0]),
-                "pixels_ci_low": float(pixels[1]),
-                "pixels_ci_high": float(pixels[2]),
-                "trained_mantel_p": float(ct["mantel_p"]),
-                "random_mantel_p": float(cr["mantel_p"]),
-                "trained_mde_r": float(ct.get("mde_r", np.nan)),
-                "n_twins": 1,
-                "random_sd": np.nan,
-                "note": "against the first twin",
-            }
-            row["survives"], row["verdict"] = verdict(row)
-            rows.append(row)
-    return pd.DataFrame(rows)[SANITY_COLUMNS]
+            pixels = _pixels(trained, measure, basis, score, space, metric, features, n_boot, seed)
+            words = MEASURE_WORDS.get(measure, measure)
+            statistic = f"r({words}, {metric}), {SUBSET_WORDS[subset]}"
+            rows.append(correlation_row(statistic, ct, cr, mt, mr, n_boot, seed, pixels))
+    return rows
+
+
+def sharing_sanity_rows(
+    trained: dict,
+    random: dict | Sequence[dict],
+    feature_kinds: dict[str, str],
+    space: str = "full",
+    n_boot: int = 10000,
+    seed: int = 0,
+    measure: str = "overlap",
+    basis: str = "neurons",
+    score: str = "z",
+) -> pd.DataFrame:
+    """Rows of the sanity table (SANITY_COLUMNS, verdicts included) for one measure, against
+    one twin or every twin of a list (combined by `sanity_rows.twin_table`, as the S rows)."""
+    twins = [random] if isinstance(random, dict) else list(random)
+    settings = {"measure": measure, "basis": basis, "score": score}
+    return twin_table(
+        [
+            sharing_rows_against(trained, t, feature_kinds, space, n_boot, seed, **settings)
+            for t in twins
+        ]
+    )

@@ -44,6 +44,8 @@ def _describe(error) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return f"{error.message}; allowed keys: {allowed}"
+    if error.validator == "contains" and "const" in error.validator_value:
+        return f"{error.instance!r} must include {error.validator_value['const']!r}"
     if error.validator == "oneOf":
         return f"{error.instance!r} is not valid: " + "; or ".join(e.message for e in error.context)
     return error.message

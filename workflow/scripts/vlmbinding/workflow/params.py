@@ -112,6 +112,21 @@ def robustness_neuron_params(config: dict) -> dict:
     return {"reduce": r["reduce"], "tokens": r["tokens"], "top_k": r["top_k"]}
 
 
+def robustness_overlap_params(config: dict) -> dict:
+    """What the overlap's specifications use: the grid's reductions and token sets (the
+    main analysis's among them), the sharing stage's m, seed and decorrelate, and
+    robustness.overlap_n_null null draws."""
+    r, s = grid_with_main(config["robustness"], config["analysis"]), config["sharing"]
+    return {
+        "reduce": r["reduce"],
+        "tokens": r["tokens"],
+        "m": s["m"],
+        "seed": s["seed"],
+        "decorrelate": s["decorrelate"],
+        "n_null": config["robustness"]["overlap_n_null"],
+    }
+
+
 def robustness_pools(
     config: dict, geometries: dict[str, dict], model: str, main_blocks=None
 ) -> dict:

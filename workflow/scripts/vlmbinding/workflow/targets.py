@@ -57,6 +57,14 @@ def robustness_layer_tables(
     return layer_tables(model, blocks, "robustness/neurons")
 
 
+def robustness_overlap(config: dict, model: str) -> list[str]:
+    """The overlap z per specification (results/<model>/robustness/overlap.parquet) when
+    robustness.measure has overlap; else none."""
+    if "overlap" not in config["robustness"]["measure"]:
+        return []
+    return [f"results/{model}/robustness/overlap.parquet"]
+
+
 def twins_of(models: dict, config: dict, name: str) -> list[str]:
     """The random twins (controls.random_twins) that control trained model `name`; none for
     a replicate on another dataset than the twins' (the sanity table pairs images by id)."""
@@ -136,16 +144,25 @@ def sharing_targets(config: dict, name: str) -> list[str]:
 
 
 def sharing_sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
-    """The trained model's and its first twin's sharing tables, for the sanity table's rows
-    (the sharing rows compare with one twin)."""
-    twin = twin_of(models, config, name)
-    if not config["sharing"]["enabled"] or twin is None:
+    """The trained model's and every twin's sharing tables (random<j>_sharing, ...), for the
+    sanity table's overlap rows, combined over twins as the S rows are."""
+    twins = twins_of(models, config, name)
+    if not config["sharing"]["enabled"] or not twins:
         return {}
     out = {}
-    for prefix, model in (("trained", name), ("random0", twin)):
+    named = [("trained", name)] + [(f"random{j}", t) for j, t in enumerate(twins)]
+    for prefix, model in named:
         out[f"{prefix}_sharing"] = f"results/{model}/sharing.parquet"
         out[f"{prefix}_sharing_correlation"] = f"results/{model}/sharing_correlation.parquet"
     return out
+
+
+def comparison_sharing(models: dict, config: dict, table: str) -> list[str]:
+    """Every model's sharing table `table` (sharing.parquet or sharing_correlation.parquet),
+    in model order, for the cross-model view; none when sharing.enabled is off."""
+    if not config["sharing"]["enabled"]:
+        return []
+    return [f"results/{name}/{table}" for name in models]
 
 
 def result_tables(models: dict, name: str) -> dict[str, str]:

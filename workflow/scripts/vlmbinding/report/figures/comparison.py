@@ -13,13 +13,32 @@ from vlmbinding.report.figures.style import (
 )
 
 
+def _overlap(ax, summary: pd.DataFrame, metric: str, y: np.ndarray) -> bool:
+    """The overlap z's r with `metric` per model, as squares just below S's circles; whether
+    any model has one."""
+    col = f"r_overlap_{metric}"
+    if col not in summary or not np.isfinite(summary[col].astype(float)).any():
+        return False
+    r = summary[col].to_numpy(float)
+    low, high = (summary[f"{col}_{e}"].to_numpy(float) for e in ("low", "high"))
+    err = np.array([np.nan_to_num(r - low), np.nan_to_num(high - r)]).clip(min=0)
+    ax.errorbar(r, y - 0.28, xerr=err, fmt="s", color="tab:purple", capsize=3, markersize=5)
+    for yi, ri in zip(y, r):
+        if np.isfinite(ri):
+            ax.annotate(_num(ri), (ri, yi - 0.28), xytext=(0, -9), textcoords="offset points",
+                        ha="center", va="top", fontsize=7.5, color="tab:purple")  # fmt: skip
+    return True
+
+
 @_styled
 def model_comparison(summary: pd.DataFrame, title: str | None = None) -> Figure:
     """Per model: correlation of S with D and with M (with intervals), binding accuracy.
 
     `summary` has one row per model: model, r_D, r_D_low, r_D_high, r_M, r_M_low, r_M_high,
     binding_accuracy (NaN where not run), median_entropy. The binding panel is left out
-    when no model has a binding accuracy.
+    when no model has a binding accuracy. With the sharing stage's columns (r_overlap_D,
+    r_overlap_D_low, ... from `cross_model.sharing_summary`) the overlap z's r is drawn
+    beside S's (squares, just below each model's circle).
     """
     if summary.empty:
         raise ValueError("no models to compare")
@@ -73,9 +92,15 @@ def model_comparison(summary: pd.DataFrame, title: str | None = None) -> Figure:
                 va="bottom",
                 fontsize=8.5,
             )
+        with_overlap = _overlap(ax, summary, metric, y)
         ax.set_xlim(-1, 1)
-        ax.set_xlabel(f"Pearson r of S with {metric}\n(95% interval, features resampled)")
-        ax.set_title(f"S vs {METRIC_NAMES[metric]}")
+        what = (
+            f"with {metric}: S (circles), overlap z (squares)"
+            if with_overlap
+            else f"of S with {metric}"
+        )
+        ax.set_xlabel(f"Pearson r {what}\n(95% interval, features resampled)", fontsize=9)
+        ax.set_title(f"{'S, overlap' if with_overlap else 'S'} vs {METRIC_NAMES[metric]}")
         ax.grid(axis="x", alpha=0.25, lw=0.6)
     axes[0].set_yticks(y, labels)
     axes[0].set_ylim(-0.7, n - 0.3)

@@ -22,6 +22,20 @@ def _interval(row: pd.Series, metric: str) -> tuple[float, float, bool]:
     )
 
 
+def _overlap_diamond(ax, overlap: pd.DataFrame, base: str, metric: str, yi: float) -> None:
+    """The overlap z's pooled r over seeds as a small grey diamond (nothing without one)."""
+    hit = overlap[(overlap["base"] == base) & (overlap["metric"] == metric)]
+    if hit.empty or not np.isfinite(hit["r_pooled"].iloc[0]):
+        return
+    p = hit.iloc[0]
+    diamond = [(p["ci_low"], yi), (p["r_pooled"], yi + 0.15), (p["ci_high"], yi),
+               (p["r_pooled"], yi - 0.15)]  # fmt: skip
+    ax.add_patch(Polygon(diamond, closed=True, color="tab:purple", alpha=0.7, zorder=3))
+    ax.annotate(f"overlap z: {_num(p['r_pooled'])} [{_num(p['ci_low'])}, {_num(p['ci_high'])}]",
+                (p["ci_high"], yi), xytext=(5, 0), textcoords="offset points", va="center",
+                fontsize=7.5, color="tab:purple")  # fmt: skip
+
+
 @_styled
 def replicate_forest(
     summary: pd.DataFrame, pooled: pd.DataFrame, title: str | None = None
@@ -34,8 +48,14 @@ def replicate_forest(
     Circles: replicates (feature-bootstrap 95% interval, or the pair bootstrap where that
     is all there is, drawn dashed); diamonds: the pooled r and its 95%
     interval, labelled with the number of replicates (and I² for the DerSimonian-Laird
-    pool; only for bases with more than one trained model).
+    pool; only for bases with more than one trained model). When `pooled` has a `measure`
+    column (S, and overlap with the sharing stage on) the diamonds are S's; the overlap z's
+    pool is a grey diamond just below, with the summary's r_overlap_* per replicate as
+    squares.
     """
+    overlap = pooled[pooled["measure"].eq("overlap")] if "measure" in pooled else pooled.iloc[:0]
+    if "measure" in pooled:
+        pooled = pooled[pooled["measure"].eq("S")]
     trained = summary[summary["role"] == "trained"]
     if trained.empty:
         raise ValueError("no trained models to show")
@@ -63,7 +83,11 @@ def replicate_forest(
                 if np.isfinite(low) and np.isfinite(high):
                     ax.plot([low, high], [yi, yi], color=color, lw=1.6, ls="-" if aware else "--")
                 ax.plot(r, yi, "o", color=color, markersize=6, zorder=3)
+                ro = float(item.get(f"r_overlap_{metric}", np.nan))
+                if np.isfinite(ro):
+                    ax.plot(ro, yi - 0.3, "s", color="tab:purple", markersize=4, zorder=3)
                 continue
+            _overlap_diamond(ax, overlap, item, metric, yi - 0.32)
             hit = pooled[(pooled["base"] == item) & (pooled["metric"] == metric)]
             if hit.empty or not np.isfinite(hit["r_pooled"].iloc[0]):
                 ax.text(0, yi, "not available", ha="center", va="center", fontsize=8.5)
@@ -91,11 +115,12 @@ def replicate_forest(
     axes[0].set_ylim(-0.7, n - 0.3)
     fig.supxlabel(
         "Solid: 95% feature-bootstrap interval (features resampled); dashed: pair bootstrap "
-        "(conditional: pairs treated as independent). Diamonds: pooled over seeds.",
+        "(conditional: pairs treated as independent). Diamonds: pooled over seeds.\n"
+        "Purple squares and diamonds (sharing stage on): the overlap z's r, per seed and pooled.",
         fontsize=8,
         color="0.3",
     )
     fig.suptitle(
-        title or "Replicates: each seed's correlation and the random-effects pool (Fisher z)"
+        title or "Replicates: each seed's correlation and their pool over seeds (Fisher z)"
     )
     return fig

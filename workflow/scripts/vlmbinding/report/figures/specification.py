@@ -32,7 +32,10 @@ VALUE_NAMES = {
     ("layers", "third-1"): "first third of blocks",
     ("layers", "third-2"): "middle third of blocks",
     ("layers", "third-3"): "last third of blocks",
+    ("top_k", 0): "not a choice (overlap)",
+    ("n_neurons", 0): "not a choice (overlap)",
 }
+MEASURE_NAMES = {"S": "S", "overlap": "overlap z"}
 
 
 def _choice_rows(specs: pd.DataFrame, choices) -> list[tuple[str, object]]:
@@ -50,8 +53,10 @@ def _row_label(choice: str, value) -> str:
     return f"{CHOICE_NAMES.get(choice, choice)}: {VALUE_NAMES.get((choice, value), value)}"
 
 
-def _share_text(summary: pd.DataFrame, metric: str, n: int, alpha: float) -> str:
+def _share_text(summary: pd.DataFrame, measure: str, metric: str, n: int, alpha: float) -> str:
     hit = summary[summary["metric"] == metric] if summary is not None else pd.DataFrame()
+    if "measure" in hit:
+        hit = hit[hit["measure"] == measure]
     if hit.empty:
         return f"{n} specifications"
     row = hit.iloc[0]
@@ -61,7 +66,7 @@ def _share_text(summary: pd.DataFrame, metric: str, n: int, alpha: float) -> str
     )
     if "joint_p_share" in row and np.isfinite(row["joint_p_share"]):
         text += (
-            f"\njoint test (features permuted in every specification at once): "
+            f"\njoint test (features permuted in all at once): "
             f"p(share) = {_num(row['joint_p_share'])}, p(median) = {_num(row['joint_p_median'])}"
         )
     return text
@@ -75,7 +80,8 @@ def specification_curve(
     choices=("top_k", "n_neurons", "layers", "reduce", "tokens", "space", "subset"),
     title: str | None = None,
 ) -> Figure:
-    """Per metric (D, M): every specification's r, sorted, above the choices that made it.
+    """Per measure (S, overlap) and metric (D, M): every specification's r, sorted, above
+    the choices that made it (one column each; the title names the measure).
 
     `specs` is a specifications table (`specification.specification_table`: the choice
     columns, metric, pearson_r, feature_ci_low, feature_ci_high, mantel_p); `summary` its
@@ -88,19 +94,25 @@ def specification_curve(
     """
     if specs.empty:
         raise ValueError("no specifications to plot")
-    metrics = [m for m in ("D", "M") if m in set(specs["metric"])]
+    if "measure" not in specs:
+        specs = specs.assign(measure="S")
+    measures = [m for m in MEASURE_NAMES if m in set(specs["measure"])]
+    measures += [m for m in pd.unique(specs["measure"]) if m not in measures]
+    panels = [(s, m) for s in measures for m in ("D", "M") if m in set(specs["metric"])]
+    panels = [(s, m) for s, m in panels if ((specs["measure"] == s) & (specs["metric"] == m)).any()]
     rows = _choice_rows(specs, choices)
-    fig = Figure(figsize=(6.2 * len(metrics) + 1.5, 4.2 + 0.2 * len(rows)))
+    fig = Figure(figsize=(6.2 * len(panels) + 1.5, 4.2 + 0.2 * len(rows)))
     fig.set_layout_engine("constrained")
     axes = fig.subplots(
         2,
-        len(metrics),
+        len(panels),
         squeeze=False,
         sharex="col",
         gridspec_kw={"height_ratios": [3.0, 0.22 * len(rows) + 0.3]},
     )
-    for col, metric in enumerate(metrics):
-        g = specs[specs["metric"] == metric]
+    for col, (measure, metric) in enumerate(panels):
+        g = specs[(specs["metric"] == metric) & (specs["measure"] == measure)]
+        name = MEASURE_NAMES.get(measure, measure)
         g = g.sort_values("pearson_r", kind="stable", na_position="last").reset_index(drop=True)
         x = np.arange(len(g))
         r = g["pearson_r"].to_numpy(float)
@@ -126,9 +138,10 @@ def specification_curve(
             top.scatter(x[main], r[main], s=60, facecolors="none", edgecolors="black",
                         linewidths=1.2, zorder=4)  # fmt: skip
         top.set_ylim(-1.05, 1.05)
-        top.set_ylabel(f"Pearson r of S with {metric}\n(95% feature-jackknife interval)")
+        top.set_ylabel(f"Pearson r of {name} with {metric}\n(95% feature-jackknife interval)")
         top.set_title(
-            f"S vs {METRIC_NAMES[metric]}\n{_share_text(summary, metric, len(g), alpha)}",
+            f"{name} vs {METRIC_NAMES[metric]}\n"
+            f"{_share_text(summary, measure, metric, len(g), alpha)}",
             fontsize=9.5,
         )
         top.grid(axis="y", alpha=0.25, lw=0.6)
