@@ -113,10 +113,17 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
     return out | sharing_sanity_inputs(models, config, name)
 
 
+def sae_enabled(config: dict) -> bool:
+    """Whether the sharing stage has the autoencoder basis (sharing.sae.enabled)."""
+    s = config["sharing"]
+    return bool(s["enabled"] and s.get("sae", {}).get("enabled", False))
+
+
 def sharing_parts(config: dict) -> list[str]:
     """The parts of a model's sharing table (results/<model>/sharing/<part>.parquet) that
-    gather_sharing stacks: the neuron basis always."""
-    return ["neurons"]
+    gather_sharing stacks: the neuron basis always, the autoencoder basis (sae) when
+    sharing.sae.enabled."""
+    return ["neurons", "sae"] if sae_enabled(config) else ["neurons"]
 
 
 def sharing_targets(config: dict, name: str) -> list[str]:
@@ -125,6 +132,8 @@ def sharing_targets(config: dict, name: str) -> list[str]:
         return []
     base = f"results/{name}"
     tables = ("sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png")
+    if sae_enabled(config):
+        tables += ("sae/resolved.tsv",)
     return [f"{base}/{t}" for t in tables]
 
 
