@@ -29,6 +29,5 @@ tokens = sample_model_tokens(
     center_mlp_out=s["center_mlp_out"],
     autocast=s["autocast"],
 )
-with atomic_path(snakemake.output.tokens) as tmp:
-    with open(tmp, "wb") as f:
-        np.savez(f, **{f"layer_{layer}": x for layer, x in tokens.items()})
+with atomic_path(snakemake.output.tokens) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **{f"layer_{layer}": x for layer, x in tokens.items()})
