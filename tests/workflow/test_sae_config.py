@@ -71,3 +71,16 @@ def test_each_step_tracks_only_its_settings(tiny_config):
     tokens = sae_params(config, "tokens")
     assert {"dataset_seed", "n_tokens", "n_images", "dtype", "preprocess"} <= set(tokens)
     assert "k" not in tokens and "k" not in sae_params(config, "measure")
+
+
+def test_the_measure_reads_every_layers_curve_and_every_seeds_dictionary(tiny_config):
+    from vlmbinding.workflow.targets import sae_files
+
+    config = config_with(tiny_config, {"seeds": [3, 4]})
+    assert sae_files(config, "m", [2, 5], "training") == [
+        "results/m/sae/layer_2/training.tsv",
+        "results/m/sae/layer_5/training.tsv",
+    ]
+    dictionaries = sae_files(config, "m", [2, 5], "dictionaries")
+    assert len(dictionaries) == 4
+    assert dictionaries[1] == "results/m/sae/layer_2/seed-4/dictionary.safetensors"

@@ -9,27 +9,6 @@ SAE = config["sharing"]["sae"]
 SAE_DATASET = f"results/dataset/seed-{SAE['dataset_seed']}"
 
 
-def sae_pool_layers(model):
-    return sharing_pool(config, LAYERS[model])["layers"]
-
-
-def sae_layer_files(name):
-    """Input function: file `name` of every pool layer's autoencoders (per seed if
-    `name` is the dictionary)."""
-
-    def files(w):
-        base = f"results/{w.model}/sae"
-        if name == "training.tsv":
-            return [f"{base}/layer_{l}/training.tsv" for l in sae_pool_layers(w.model)]
-        return [
-            f"{base}/layer_{l}/seed-{s}/dictionary.safetensors"
-            for l in sae_pool_layers(w.model)
-            for s in SAE["seeds"]
-        ]
-
-    return files
-
-
 localrules:
     resolve_sae,
 
@@ -56,7 +35,7 @@ rule sample_sae_tokens:
     params:
         model=model_params,
         sae=sae_params(config, "tokens"),
-        layers=lambda w: sae_pool_layers(w.model),
+        layers=lambda w: sharing_pool(config, LAYERS[w.model])["layers"],
         batch_size=config["activations"]["batch_size"],
         device=config["device"],
     script:
@@ -98,8 +77,18 @@ rule measure_sharing_sae:
         store=rules.extract_activations.output.store,
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        training=sae_layer_files("training.tsv"),
-        dictionaries=sae_layer_files("dictionary"),
+        training=lambda w: targets.sae_files(
+            config,
+            w.model,
+            sharing_pool(config, LAYERS[w.model])["layers"],
+            "training",
+        ),
+        dictionaries=lambda w: targets.sae_files(
+            config,
+            w.model,
+            sharing_pool(config, LAYERS[w.model])["layers"],
+            "dictionaries",
+        ),
     output:
         table="results/{model}/sharing/sae.parquet",
         seeds="results/{model}/sae/seeds.parquet",

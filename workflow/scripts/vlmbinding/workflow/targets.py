@@ -126,6 +126,21 @@ def sharing_parts(config: dict) -> list[str]:
     return ["neurons", "sae"] if sae_enabled(config) else ["neurons"]
 
 
+def sae_files(config: dict, model: str, layers, name: str) -> list[str]:
+    """The autoencoder basis's per-layer files of `model` over `layers` (the sharing pool):
+    name 'training' = each layer's training.tsv, 'dictionaries' = each layer's dictionary of
+    every seed of sharing.sae.seeds (results/<model>/sae/layer_<L>/seed-<s>/...)."""
+    base = f"results/{model}/sae"
+    if name == "training":
+        return [f"{base}/layer_{layer}/training.tsv" for layer in layers]
+    seeds = config["sharing"]["sae"]["seeds"]
+    return [
+        f"{base}/layer_{layer}/seed-{seed}/dictionary.safetensors"
+        for layer in layers
+        for seed in seeds
+    ]
+
+
 def sharing_targets(config: dict, name: str) -> list[str]:
     """A model's sharing tables and figure, when sharing.enabled."""
     if not config["sharing"]["enabled"]:
