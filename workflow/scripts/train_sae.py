@@ -9,6 +9,7 @@ import torch
 from vlmbinding.analysis.sae import TRAINING_COLUMNS, save_dictionary, train_topk_sae
 from vlmbinding.atomic import atomic_path
 from vlmbinding.logs import to_file
+from vlmbinding.models.loading import pick_device
 
 to_file(snakemake.log[0])
 log = logging.getLogger("train_sae")
@@ -16,6 +17,7 @@ torch.set_num_threads(snakemake.threads)
 s, model, layer = snakemake.params.sae, snakemake.wildcards.model, snakemake.wildcards.layer
 with np.load(snakemake.input.tokens) as npz:
     tokens = npz[f"layer_{layer}"]
+device = str(pick_device(snakemake.params.device))  # 'auto': CUDA when there is one
 curves = []
 for seed, path in zip(s["seeds"], snakemake.output.dictionaries, strict=True):
     dictionary, curve = train_topk_sae(
@@ -25,7 +27,7 @@ for seed, path in zip(s["seeds"], snakemake.output.dictionaries, strict=True):
         epochs=s["epochs"],
         lr=s["lr"],
         seed=seed,
-        device=snakemake.params.device,
+        device=device,
         name=f"{model} layer {layer}",
     )
     save_dictionary(path.rsplit("/", 1)[0], dictionary, {"model": model})
