@@ -58,7 +58,9 @@ rule train_sae:
         "benchmarks/train_sae/{model}/layer_{layer}.tsv"
     conda:
         "../../envs/workflow.yaml"
-    threads: job_threads("extract")
+    # one thread: the toy model's small matrices gain nothing from more, and on a loaded
+    # machine idle threads spin (3x the CPU time with 2); a large layer trains on the GPU
+    threads: 1
     resources:
         gpu=int(config["device"] != "cpu"),
         mem_mb=lambda w, attempt: 2000 * attempt,
