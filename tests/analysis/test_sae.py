@@ -201,3 +201,16 @@ def test_importing_the_module_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_pool_by_seed_puts_each_layers_latents_side_by_side(planted):
+    tokens, *_, dictionary, _ = planted
+    mlp_out = tokens[:600].reshape(20, 30, WIDTH)
+    layers = {4: mlp_out, 7: mlp_out[:, ::-1] * 2}
+    pools = sae_tokens.sae_pool_by_seed(
+        layers.__getitem__, lambda layer, seed: dictionary, [7, 4], [0, 5], tokens="patches"
+    )
+    assert sorted(pools) == [0, 5]
+    one = [sae_tokens.sae_pool_activations(layers[x], dictionary, tokens="patches") for x in (7, 4)]
+    np.testing.assert_array_equal(pools[5], np.concatenate(one, axis=1))
+    assert pools[0].shape == (20, 2 * dictionary.n_latents)

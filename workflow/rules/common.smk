@@ -32,6 +32,7 @@ from vlmbinding.workflow.params import (
     selection_params,
     sharing_params,
     sharing_pool,
+    sae_params,
     toy_params,
     vocabulary_params,
 )
@@ -47,6 +48,7 @@ try:
     GEOMETRY = checks.geometries(MODELS, ARCH_DIR)
     LAYERS = checks.check_analysis(config, GEOMETRY, IMAGE_IDS)
     checks.check_sharing(config, GEOMETRY, LAYERS, len(IMAGE_IDS))
+    checks.check_sae(config, MODELS, len(IMAGE_IDS))
     SHARING_PARTS = targets.sharing_parts(config)
 except (ConfigError, DatasetError, ValueError) as e:
     raise WorkflowError(str(e)) from None

@@ -173,3 +173,41 @@ def check_geometry(config: dict, geometries: dict[str, dict]) -> None:
             resolve_layers(g["layers"], geometry["layers"], key="sharing.geometry.layers")
         except ConfigError as e:
             raise ConfigError(f"{e} (models entry {name!r})") from None
+
+
+def check_sae(config: dict, models: dict, n_images: int) -> None:
+    """The autoencoder basis (sharing.sae) against what it needs: per-token activations of
+    the analysed images, a dataset the workflow can draw afresh, a seed not analysed."""
+    s = config["sharing"]
+    sae = s["sae"]
+    if not (s["enabled"] and sae["enabled"]):
+        return
+    if config["activations"]["store"] != "tokens":
+        raise ConfigError(
+            "sharing.sae.enabled: the autoencoder basis encodes every token of the analysed "
+            f"images, but activations.store is {config['activations']['store']!r} (per-image "
+            "reductions only); set activations.store: tokens or sharing.sae.enabled: false"
+        )
+    if config["dataset"]["external"]:
+        raise ConfigError(
+            "sharing.sae.enabled: the autoencoders train on a fresh dataset drawn with "
+            "sharing.sae.dataset_seed, which cannot be drawn for dataset.external; set "
+            "sharing.sae.enabled: false"
+        )
+    seed = sae["dataset_seed"]
+    if seed == config["dataset"]["seed"]:
+        raise ConfigError(
+            f"sharing.sae.dataset_seed: {seed} is dataset.seed, the analysed images; the "
+            "autoencoders must train on other images (choose another seed)"
+        )
+    analysed = sorted(n for n, m in models.items() if m.get("dataset_seed") == seed)
+    if analysed:
+        raise ConfigError(
+            f"sharing.sae.dataset_seed: {seed} is the dataset seed that models entries "
+            f"{analysed} are analysed on (models[].replicates.dataset_seeds); choose another"
+        )
+    if sae["n_images"] is not None and sae["n_images"] > n_images:
+        raise ConfigError(
+            f"sharing.sae.n_images: {sae['n_images']} images, but the fresh dataset has "
+            f"{n_images} (dataset.images_per_count x object_counts)"
+        )

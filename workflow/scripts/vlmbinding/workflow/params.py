@@ -153,9 +153,33 @@ def intervention_params(config: dict) -> dict:
 
 
 def sharing_params(config: dict) -> dict:
-    """The sharing block's result-changing settings (`enabled` only picks targets)."""
-    skip = ("enabled", "geometry")  # geometry has its own rule and params
+    """The sharing block's result-changing settings of the neuron basis (`enabled` only picks
+    targets; the encoding geometry's, sharing.geometry, and the autoencoder basis's,
+    sharing.sae (`sae_params`), belong to their own rules)."""
+    skip = ("enabled", "geometry", "sae")  # each has its own rules and params
     return sorted_dict({k: v for k, v in config["sharing"].items() if k not in skip})
+
+
+SAE_STEPS = {
+    # the token sample: the fresh dataset, its images and tokens (the model's recording
+    # settings are added by `sae_params`)
+    "tokens": ("dataset_seed", "n_images", "n_tokens"),
+    "train": ("seeds", "expansion", "k", "epochs", "lr"),
+    "measure": ("seeds", "m"),
+    "resolved": ("threshold",),
+}
+
+
+def sae_params(config: dict, step: str) -> dict:
+    """The settings of sharing.sae that change the results of one step of the autoencoder
+    basis (SAE_STEPS), so that changing e.g. sharing.sae.k reruns training and what follows,
+    not the token sample. The token sample also tracks how activations are recorded."""
+    sae = config["sharing"]["sae"]
+    out = {k: sae[k] for k in SAE_STEPS[step]}
+    if step == "tokens":
+        a = config["activations"]
+        out |= {k: a[k] for k in ("dtype", "preprocess", "center_mlp_out", "autocast")}
+    return sorted_dict(out)
 
 
 def sharing_pool(config: dict, layers) -> dict:

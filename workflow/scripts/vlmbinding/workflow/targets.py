@@ -122,14 +122,37 @@ def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
     return out | sharing_sanity_inputs(models, config, name)
 
 
+def sae_enabled(config: dict) -> bool:
+    """Whether the sharing stage has the autoencoder basis (sharing.sae.enabled)."""
+    s = config["sharing"]
+    return bool(s["enabled"] and s.get("sae", {}).get("enabled", False))
+
+
 def sharing_parts(config: dict) -> list[str]:
     """The parts of a model's sharing table (results/<model>/sharing/<part>.parquet) that
     gather_sharing stacks: the neuron basis always; the encoding geometry when
-    sharing.geometry.enabled."""
+    sharing.geometry.enabled; the autoencoder basis (sae) when sharing.sae.enabled."""
     parts = ["neurons"]
     if config["sharing"]["geometry"]["enabled"]:
         parts.append("geometry")
+    if sae_enabled(config):
+        parts.append("sae")
     return parts
+
+
+def sae_files(config: dict, model: str, layers, name: str) -> list[str]:
+    """The autoencoder basis's per-layer files of `model` over `layers` (the sharing pool):
+    name 'training' = each layer's training.tsv, 'dictionaries' = each layer's dictionary of
+    every seed of sharing.sae.seeds (results/<model>/sae/layer_<L>/seed-<s>/...)."""
+    base = f"results/{model}/sae"
+    if name == "training":
+        return [f"{base}/layer_{layer}/training.tsv" for layer in layers]
+    seeds = config["sharing"]["sae"]["seeds"]
+    return [
+        f"{base}/layer_{layer}/seed-{seed}/dictionary.safetensors"
+        for layer in layers
+        for seed in seeds
+    ]
 
 
 def sharing_targets(config: dict, name: str) -> list[str]:
@@ -140,6 +163,8 @@ def sharing_targets(config: dict, name: str) -> list[str]:
     tables = ["sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png"]
     if config["sharing"]["geometry"]["enabled"]:
         tables.append("geometry_beyond.parquet")
+    if sae_enabled(config):
+        tables.append("sae/resolved.tsv")
     return [f"{base}/{t}" for t in tables]
 
 
