@@ -6,9 +6,8 @@ the same value for the same settings and reruns a job only when what it uses cha
 
 from __future__ import annotations
 
-from vlmbinding.analysis.specification import layer_pools
-from vlmbinding.analysis.specification_joint import grid_with_main, pools_with_main
 from vlmbinding.workflow.config import ConfigError
+from vlmbinding.workflow.grid import grid_with_main, layer_pools, pools_with_main
 
 
 def sorted_dict(block: dict) -> dict:
