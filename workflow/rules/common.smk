@@ -14,10 +14,10 @@ from vlmbinding.workflow.config import ConfigError
 from vlmbinding.workflow.entries import identity, model_entries
 from vlmbinding.workflow.params import (
     activation_params,
+    comparison_params,
     correlation_params,
     dataset_params,
     dataset_seed_params,
-    entry_seeds,
     figure_params,
     gradcam_params,
     intervention_params,
@@ -128,3 +128,14 @@ def job_runtime(stage):
         return resources.runtime_min(stage, cfg, n, attempt)
 
     return runtime
+
+
+def across_models(name, caption, label):
+    """A result of the cross-model view, results/comparison/<name>, in the report's
+    'Across models' category with the caption report/<caption>.rst."""
+    return report(
+        f"results/comparison/{name}",
+        caption=f"../report/{caption}.rst",
+        category="Across models",
+        labels={"figure": label},
+    )

@@ -163,41 +163,17 @@ rule plot_zero_shot:
 rule compare_models:
     """The cross-model view: correlations, binding accuracy, entropies per model."""
     input:
-        correlation=expand(rules.correlate_superposition.output.table, model=MODELS),
-        neurons=expand(rules.gather_neurons.output.table, model=MODELS),
-        binding=expand(rules.evaluate_binding.output.overall, model=MODELS),
-        binding_correlation=expand(rules.correlate_binding.output.table, model=MODELS),
-        superposition=expand(
-            rules.score_superposition.output.superposition, model=MODELS
-        ),
-        separability=expand(rules.measure_separability.output.table, model=MODELS),
-        zero_shot=expand(
-            rules.train_toy_model.output.zero_shot,
-            model=[name for name, m in MODELS.items() if m["weights"] == "toy"],
-        ),
+        unpack(lambda w: targets.comparison_inputs(MODELS)),
     output:
         table="results/comparison/models.tsv",
-        html=report(
-            "results/comparison/models.html",
-            caption="../report/model_comparison.rst",
-            category="Across models",
-            labels={"figure": "model comparison table"},
-        ),
-        png=report(
-            "results/comparison/models.png",
-            caption="../report/model_comparison.rst",
-            category="Across models",
-            labels={"figure": "model comparison"},
-        ),
+        html=across_models("models.html", "model_comparison", "model comparison table"),
+        png=across_models("models.png", "model_comparison", "model comparison"),
         pdf="results/comparison/models.pdf",
         pooled="results/comparison/replicates.tsv",
         means="results/comparison/replicate_means.tsv",
         differences="results/comparison/replicate_differences.tsv",
-        replicates_png=report(
-            "results/comparison/replicates.png",
-            caption="../report/replicates.rst",
-            category="Across models",
-            labels={"figure": "replicates pooled"},
+        replicates_png=across_models(
+            "replicates.png", "replicates", "replicates pooled"
         ),
         replicates_pdf="results/comparison/replicates.pdf",
     log:
@@ -205,11 +181,7 @@ rule compare_models:
     conda:
         "../../envs/workflow.yaml"
     params:
-        models=list(MODELS),
-        toy=[m["weights"] == "toy" for m in MODELS.values()],
-        bases=[m["base"] for m in MODELS.values()],
-        roles=[m["role"] for m in MODELS.values()],
-        seeds=[entry_seeds(config, m) for m in MODELS.values()],
+        entries=comparison_params(config, MODELS),
         vocabulary=vocabulary_params(config),
         statistics=correlation_params(config),
     script:

@@ -16,17 +16,18 @@ from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
+entries = snakemake.params.entries  # per model, in model order
 rows, pairs_by_base = [], {}
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
-for i, model in enumerate(snakemake.params.models):
-    zero_shot = next(zero_shots) if snakemake.params.toy[i] else None
+for i, model in enumerate(entries["models"]):
+    zero_shot = next(zero_shots) if entries["toy"][i] else None
     pairs = pair_table(
         pd.read_parquet(snakemake.input.superposition[i]),
         pd.read_parquet(snakemake.input.separability[i]),
         kinds,
     )
-    if snakemake.params.roles[i] == "trained":
-        pairs_by_base.setdefault(snakemake.params.bases[i], []).append(pairs)
+    if entries["roles"][i] == "trained":
+        pairs_by_base.setdefault(entries["bases"][i], []).append(pairs)
     rows.append(
         model_summary(
             model,
@@ -39,10 +40,10 @@ for i, model in enumerate(snakemake.params.models):
         )
     )
 summary = pd.DataFrame(rows)
-summary.insert(1, "base", snakemake.params.bases)
-summary.insert(2, "role", snakemake.params.roles)
-summary.insert(3, "training_seed", [t for t, _ in snakemake.params.seeds])
-summary.insert(4, "dataset_seed", [d for _, d in snakemake.params.seeds])
+summary.insert(1, "base", entries["bases"])
+summary.insert(2, "role", entries["roles"])
+summary.insert(3, "training_seed", [t for t, _ in entries["seeds"]])
+summary.insert(4, "dataset_seed", [d for _, d in entries["seeds"]])
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
 # features and seeds resampled together: the error the seeds share counts once
 stats = snakemake.params.statistics

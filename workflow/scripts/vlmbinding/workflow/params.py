@@ -56,6 +56,19 @@ def entry_seeds(config: dict, entry: dict) -> list[int | None]:
     return [train, data]
 
 
+def comparison_params(config: dict, models: dict) -> dict:
+    """Per model, in model order, what the cross-model view labels its rows with: the name,
+    whether it is a toy model, its base entry, its role and `entry_seeds`."""
+    entries = list(models.values())
+    return {
+        "bases": [m["base"] for m in entries],
+        "models": list(models),
+        "roles": [m["role"] for m in entries],
+        "seeds": [entry_seeds(config, m) for m in entries],
+        "toy": [m["weights"] == "toy" for m in entries],
+    }
+
+
 def vocabulary_params(config: dict) -> dict:
     """The vocabulary (shapes, colors, positions): it fixes the features and their order."""
     return {kind: config["dataset"][kind] for kind in ("shapes", "colors", "positions")}

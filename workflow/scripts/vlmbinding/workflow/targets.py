@@ -158,6 +158,22 @@ def result_tables(models: dict, name: str) -> dict[str, str]:
     return tables
 
 
+def comparison_inputs(models: dict) -> dict[str, list[str]]:
+    """The tables of every model the cross-model view reads, in model order (a zero-shot
+    table only for each toy model)."""
+    tables = {
+        "correlation": "correlation.parquet",
+        "neurons": "neurons.parquet",
+        "binding": "binding/accuracy.tsv",
+        "binding_correlation": "binding/correlation.parquet",
+        "superposition": "superposition.parquet",
+        "separability": "separability.parquet",
+    }
+    out = {k: [f"results/{name}/{v}" for name in models] for k, v in tables.items()}
+    toys = [name for name, m in models.items() if m["weights"] == "toy"]
+    return out | {"zero_shot": [f"results/{name}/toy_model/zero_shot.tsv" for name in toys]}
+
+
 def intervention_targets(config: dict, name: str) -> list[str]:
     """The intervention figures of a model, when interventions.enabled."""
     if not config["interventions"]["enabled"]:
