@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from vlmbinding.analysis.sharing_stage import (
-    combine_sharing,
     SHARING_COLUMNS,
     SHARING_CORRELATION_COLUMNS,
     check_sharing,
+    combine_sharing,
     layers_label,
     object_counts,
     pool_activations,
