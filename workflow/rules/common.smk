@@ -130,11 +130,10 @@ def job_runtime(stage):
     return runtime
 
 
-def across_models(name, caption, label):
-    """A result of the cross-model view, results/comparison/<name>, in the report's
-    'Across models' category with the caption report/<caption>.rst."""
-    return report(
-        f"results/comparison/{name}",
+def across_models(caption, label):
+    """report() settings of a result of the cross-model view: the report's 'Across models'
+    category, the caption report/<caption>.rst, the label `label`."""
+    return dict(
         caption=f"../report/{caption}.rst",
         category="Across models",
         labels={"figure": label},

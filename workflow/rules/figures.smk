@@ -166,14 +166,21 @@ rule compare_models:
         unpack(lambda w: targets.comparison_inputs(MODELS)),
     output:
         table="results/comparison/models.tsv",
-        html=across_models("models.html", "model_comparison", "model comparison table"),
-        png=across_models("models.png", "model_comparison", "model comparison"),
+        html=report(
+            "results/comparison/models.html",
+            **across_models("model_comparison", "model comparison table"),
+        ),
+        png=report(
+            "results/comparison/models.png",
+            **across_models("model_comparison", "model comparison"),
+        ),
         pdf="results/comparison/models.pdf",
         pooled="results/comparison/replicates.tsv",
         means="results/comparison/replicate_means.tsv",
         differences="results/comparison/replicate_differences.tsv",
-        replicates_png=across_models(
-            "replicates.png", "replicates", "replicates pooled"
+        replicates_png=report(
+            "results/comparison/replicates.png",
+            **across_models("replicates", "replicates pooled"),
         ),
         replicates_pdf="results/comparison/replicates.pdf",
     log:
