@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 test: venv
 	$(BIN)/pytest -q -m "not slow" tests
 
-# End-to-end runs of the optional stages (minutes each); CI runs them after `make test`.
+# Whole-workflow runs and full-size calibration simulations (minutes each); CI runs them after `make test`.
 test-slow: venv
 	$(BIN)/pytest -q -m slow tests
 

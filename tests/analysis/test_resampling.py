@@ -169,14 +169,17 @@ def test_mantel_p_is_uniform_on_structure_free_data_where_pearson_p_is_not(strat
     assert np.mean(np.array(pearson) <= 0.05) > 0.12
 
 
-def test_feature_interval_covers_the_true_r_where_the_pair_interval_does_not():
+@pytest.mark.parametrize(
+    "n, n_boot", [(50, 200), pytest.param(150, 400, marks=pytest.mark.slow)]
+)  # the unit suite's version: fewer seeds and draws; the full simulation in make test-slow
+def test_feature_interval_covers_the_true_r_where_the_pair_interval_does_not(n, n_boot):
     # Pairs share features: the pair bootstrap is too narrow and under-covers; the
     # feature bootstrap covers about as often as advertised (95%).
-    n, cover_f, cover_p, width_f, width_p = 150, 0, 0, [], []
+    cover_f, cover_p, width_f, width_p = 0, 0, [], []
     for seed in range(n):
         a, b, true_r = shared_feature_model(seed, rho=0.5, sigma=1.0)
-        lo, hi = st.feature_bootstrap_ci(a, b, 400, seed=seed)
-        pair = st.bootstrap_ci(a[IU], b[IU], 400, seed=seed)
+        lo, hi = st.feature_bootstrap_ci(a, b, n_boot, seed=seed)
+        pair = st.bootstrap_ci(a[IU], b[IU], n_boot, seed=seed)
         cover_f += lo <= true_r <= hi
         cover_p += pair["pearson_ci_low"] <= true_r <= pair["pearson_ci_high"]
         width_f.append(hi - lo)

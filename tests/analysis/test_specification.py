@@ -110,7 +110,7 @@ def test_every_top_k_prefix_equals_a_separate_top_k_computation(how, tokens):
     np.testing.assert_array_equal(top_k_images(reduced, 40)[:7], top_k_images(reduced, 7))
 
 
-def _direct_single_run(presence, acts, emb, width, top_k, how, tokens, blocks, n):
+def _direct_single_run(presence, acts, emb, width, top_k, how, tokens, blocks, n, n_boot=100):
     """The single-specification workflow, by the same library calls as its rules."""
     ids = [f"img{i}" for i in range(len(presence))]
     neurons = pd.concat(
@@ -133,45 +133,48 @@ def _direct_single_run(presence, acts, emb, width, top_k, how, tokens, blocks, n
     scores = superposition_scores(selected, FEATURES, all_pairs(FEATURES), 0.3)
     separability = separability_table(emb, presence, FEATURES, all_pairs(FEATURES))
     correlation = stats.correlation_table(
-        scores, separability, VOCAB.feature_kinds, n_boot=100, n_perm=99, seed=3
+        scores, separability, VOCAB.feature_kinds, n_boot=n_boot, n_perm=n_boot - 1, seed=3
     )
     return scores, separability, correlation
 
 
-def test_each_cell_equals_the_single_specification_run():
+def _cells_equal_single_runs(top_ks, reduces, tokens, pools, n_boot, checked_cell):
+    """specification_table on a 3-block store against the single-specification run of the
+    cells that `checked_cell(top_k, reduce, tokens, layers, n)` picks (plus the first)."""
     presence, acts, emb = _synthetic(seed=1)
     width, depth = 12, 3
     grid = pd.concat(
         [
             layer_affinity_grid(
-                b, acts[:, :, b * width : (b + 1) * width], presence, FEATURES, [5, 12]
+                b, acts[:, :, b * width : (b + 1) * width], presence, FEATURES, top_ks, reduces,
+                tokens,
             )
             for b in range(depth)
         ],
         ignore_index=True,
-    )
+    )  # fmt: skip
     separability = separability_table(emb, presence, FEATURES, all_pairs(FEATURES))
-    pools = layer_pools(["last-2", "all", "thirds"], depth)
     specs = specification_table(
-        grid, separability, VOCAB.feature_kinds, pools, [10, 1000], n_boot=100, n_perm=99, seed=3
-    )
+        grid, separability, VOCAB.feature_kinds, pools, [10, 1000], n_boot=n_boot,
+        n_perm=n_boot - 1, seed=3,
+    )  # fmt: skip
     assert list(specs.columns) == SPECIFICATION_COLUMNS
-    # 2 top_k x 2 reduce x 2 tokens x 5 pools x n (2, or 1 where 1000 caps to the pool's
-    # 12 or 24 neurons and 10 stays) x 2 spaces x 2 subsets x 2 metrics
+    # top_k x reduce x tokens x pools x n (2, or 1 where 1000 caps to the pool's 12 or 36
+    # neurons and 10 stays) x 2 spaces x 2 subsets x 2 metrics
     assert not specs.duplicated([*CHOICES, "metric"]).any()
-    assert set(specs["top_k"]) == {5, 12}
+    assert set(specs["top_k"]) == set(top_ks)
     assert set(specs["layers"]) == set(pools)
     assert set(specs.loc[specs["layers"] == "third-1", "n_neurons"]) == {10, 12}
     assert set(specs.loc[specs["layers"] == "all", "n_neurons"]) == {10, 36}
     checked = 0
-    for (top_k, how, tokens, layers, n), cell in specs.groupby(
+    for (top_k, how, tok, layers, n), cell in specs.groupby(
         ["top_k", "reduce", "tokens", "layers", "n_neurons"]
     ):
-        if checked and (how, tokens) != ("max", "patches") and layers != "third-2":
+        if checked and not checked_cell(top_k, how, tok, layers, n):
             continue  # a sample of the grid keeps the test fast; every kind of choice is hit
         checked += 1
         _, _, corr = _direct_single_run(
-            presence, acts, emb, width, top_k, how, tokens, pools[layers], n
+            presence, acts, emb, width, top_k, how, tok, pools[layers], n, n_boot
         )
         merged = cell.merge(corr, on=["metric", "space", "subset"], suffixes=("", "_single"))
         assert len(merged) == 8
@@ -180,7 +183,29 @@ def test_each_cell_equals_the_single_specification_run():
         for col in ("feature_ci_low", "feature_ci_high", "mantel_p"):
             if f"{col}_single" in merged:
                 np.testing.assert_allclose(merged[col], merged[f"{col}_single"], atol=1e-12)
-    assert checked > 5
+    return checked
+
+
+def test_each_cell_equals_the_single_specification_run():
+    """Fast: both top_k, both reductions, two pools, both n; one token choice (the token
+    choices' prefixes are checked above, the full grid in the slow test below)."""
+
+    def sample(top_k, how, tok, layers, n):
+        return (how == "mean") == (layers == "all") and n == 10
+
+    pools = {"third-1": [0], "all": [0, 1, 2]}
+    grid = ([5, 12], ["mean", "max"], ["patches"], pools)
+    assert _cells_equal_single_runs(*grid, n_boot=30, checked_cell=sample) >= 4
+
+
+@pytest.mark.slow
+def test_each_cell_of_the_full_grid_equals_the_single_specification_run():
+    def sample(top_k, how, tok, layers, n):
+        return (how, tok) == ("max", "patches") or layers == "third-2"
+
+    pools = layer_pools(["last-2", "all", "thirds"], 3)
+    grid = ([5, 12], ["mean", "max"], ["all", "patches"], pools)
+    assert _cells_equal_single_runs(*grid, n_boot=100, checked_cell=sample) > 5
 
 
 def test_the_statistics_of_a_cell_are_dependence_aware_on_its_pairs():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,6 +60,14 @@ def test_layer_neurons_is_neuron_table_of_the_reduced_layer(files):
     got = steps.layer_neurons(*inputs, 1, VOCAB, top_k=5, reduce="max", tokens="patches")
     acts = reduce_tokens(mlp[:, :, 8:16], "max", "patches")
     pd.testing.assert_frame_equal(got, neuron_table(1, acts, presence, VOCAB.features, ids, 5))
+
+
+def test_block_table_runs_a_step_as_its_rule_does(files):
+    inputs, *_ = files
+    named = SimpleNamespace(images=inputs[0], objects=inputs[1], store=inputs[2])
+    settings = {"top_k": 5, "reduce": "max", "tokens": "patches"}
+    got = steps.block_table(steps.layer_neurons, named, "1", {}, settings)
+    pd.testing.assert_frame_equal(got, steps.layer_neurons(*inputs, 1, VOCAB, **settings))
 
 
 def test_measure_separability_reads_the_embeddings(files):

@@ -121,25 +121,28 @@ def _planted(seed: int, effect: float, f: int = 12):
     return s, model, pixel, names, [names[k] for k in i], [names[k] for k in j]
 
 
-def test_the_residual_test_is_calibrated_when_S_only_follows_the_pixels():
+# The unit suite's versions use fewer seeds; the full simulations run in make test-slow.
+@pytest.mark.parametrize("n_seeds", [40, pytest.param(150, marks=pytest.mark.slow)])
+def test_the_residual_test_is_calibrated_when_S_only_follows_the_pixels(n_seeds):
     ps = [
         controls.residual_test(*_planted(seed, 0.0), 10, 199, seed)["mantel_p"]
-        for seed in range(150)
+        for seed in range(n_seeds)
     ]
     # a raw S-M correlation would be strongly "significant" here; beyond the pixels it is not
     assert sps.kstest(ps, "uniform").pvalue > 0.01
     assert np.mean(np.array(ps) < 0.05) < 0.12
 
 
-def test_the_partial_correlations_interval_is_calibrated_when_S_only_follows_the_pixels():
+@pytest.mark.parametrize("n_seeds", [40, pytest.param(80, marks=pytest.mark.slow)])
+def test_the_partial_correlations_interval_is_calibrated_when_S_only_follows_the_pixels(n_seeds):
     """Coverage (features resampled): the true partial r is 0 here; the interval excludes
-    it in about 5% of 80 seeds (at most 12%)."""
-    out = [controls.residual_test(*_planted(seed, 0.0), 150, 9, seed) for seed in range(80)]
+    it in about 5% of the seeds (at most 12%)."""
+    out = [controls.residual_test(*_planted(s, 0.0), 150, 9, s) for s in range(n_seeds)]
     assert np.mean([o["feature_ci_low"] > 0 or o["feature_ci_high"] < 0 for o in out]) <= 0.12
 
 
 def test_the_residual_test_finds_a_planted_effect_beyond_the_pixels():
-    out = [controls.residual_test(*_planted(seed, 2.0), 200, 199, seed) for seed in range(30)]
+    out = [controls.residual_test(*_planted(seed, 2.0), 100, 99, seed) for seed in range(20)]
     assert np.mean([o["mantel_p"] < 0.05 for o in out]) > 0.8
     assert np.mean([o["feature_ci_low"] > 0 for o in out]) > 0.7
 

@@ -12,6 +12,9 @@ from conftest import run_workflow
 
 from vlmbinding.extraction.recording import open_store
 
+# make test-slow (pytest.ini): the whole workflow with two models, its reruns planned
+WHOLE_RUN = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory, request):
@@ -38,6 +41,7 @@ def planned_jobs(proc) -> dict[str, int]:
     return jobs
 
 
+@WHOLE_RUN
 def test_both_models_get_their_results(two_models):
     work, config = two_models
     for name, width in (("toy", 32), ("toy-narrow", 16)):
@@ -75,6 +79,7 @@ def test_both_models_get_their_results(two_models):
         assert neurons["entropy"].between(0, 4).all()
 
 
+@WHOLE_RUN
 def test_the_cross_model_view_has_both_models(two_models):
     work, _ = two_models
     table = pd.read_csv(work / "results" / "comparison" / "models.tsv", sep="\t")
@@ -91,9 +96,11 @@ def test_the_cross_model_view_has_both_models(two_models):
     assert row["difference"] == pytest.approx(table["sd_S"][0] - table["sd_S"][1])
 
 
-def test_analysis_tables_follow_the_contract(two_models):
-    work, _ = two_models
-    folder = work / "results" / "toy"
+def test_analysis_tables_follow_the_contract(tmp_path, tiny_config):
+    """The unit suite's end-to-end run: one model from the dataset to its correlation table
+    (the whole workflow with two models runs in make test-slow)."""
+    run_workflow(tmp_path, tiny_config, "results/toy/correlation.parquet")
+    folder = tmp_path / "results" / "toy"
     sup = pd.read_parquet(folder / "superposition.parquet")
     assert len(sup) == 120 and {"f1", "f2", "S", "n_over_threshold"} <= set(sup.columns)
     assert (sup["n_neurons"] == 20).all()
@@ -113,11 +120,13 @@ def test_analysis_tables_follow_the_contract(two_models):
     assert (finite["feature_ci_low"] <= finite["feature_ci_high"]).all()
 
 
+@WHOLE_RUN
 def test_a_finished_run_plans_nothing(two_models):
     work, config = two_models
     assert planned_jobs(run_workflow(work, config, "-n")) == {}
 
 
+@WHOLE_RUN
 def test_top_k_reruns_neuron_statistics_but_not_the_model(two_models):
     work, config = two_models
     changed = copy.deepcopy(config)
@@ -134,6 +143,7 @@ def test_top_k_reruns_neuron_statistics_but_not_the_model(two_models):
         assert rule not in jobs, rule
 
 
+@WHOLE_RUN
 def test_n_neurons_reruns_only_selection_and_what_follows(two_models):
     work, config = two_models
     changed = copy.deepcopy(config)

@@ -81,29 +81,36 @@ def test_ablating_one_neuron_equals_a_hand_made_forward_pass(setup, how):
     assert not np.allclose(got, model.encode_image(images).detach().numpy(), atol=1e-4)
 
 
-def test_several_layers_at_once_hit_exactly_the_listed_units(setup):
-    model, images, _, means = setup
-    listed = {0: np.array([1, 7]), 2: np.array([3])}
-    values = ab.ablation_values("mean", N_LAYERS, WIDTH, means, TOKENS)
-    recorded = {}
+def _block_outputs_with(model, images, values, listed):
+    """Each block's output (after ls_2) for `images` with the `listed` units replaced by
+    `values` through the Ablator's hooks, and the masks the Ablator used."""
+    seen = {}
 
     def record(layer):
         def hook(_m, _i, out):
-            recorded[layer] = out.detach().clone()
+            seen[layer] = out.detach().clone()
 
         return hook
 
     with ab.Ablator(model, values) as ablator:
         handles = [b.ls_2.register_forward_hook(record(i)) for i, b in enumerate(ab.blocks(model))]
-        masks = ab.condition_masks([listed], N_LAYERS, WIDTH)[[0] * 4]
+        masks = ab.condition_masks([listed], N_LAYERS, WIDTH)[[0] * len(images)]
         ablator.masks = {layer: masks[:, layer] for layer in listed}
         with torch.no_grad():
-            model.encode_image(images[:4])
-        ablator.masks = {}
-        with torch.no_grad():
-            model.encode_image(images[:4])  # no masks: nothing replaced
+            model.encode_image(images)
         for h in handles:
             h.remove()
+    return seen, masks
+
+
+def test_several_layers_at_once_hit_exactly_the_listed_units(setup):
+    model, images, _, means = setup
+    listed = {0: np.array([1, 7]), 2: np.array([3])}
+    values = ab.ablation_values("mean", N_LAYERS, WIDTH, means, TOKENS)
+    seen, masks = _block_outputs_with(model, images[:4], values, listed)
+    for layer, units in listed.items():  # in the running model: the listed units hold the means
+        for unit in units:
+            assert torch.equal(seen[layer][:, :, unit], values[layer][None, :, unit].expand(4, -1))
     # the replacement alone: exactly the listed units of the listed layers, all tokens
     out = torch.randn(4, TOKENS, WIDTH)
     for layer in range(N_LAYERS):
@@ -119,22 +126,7 @@ def test_hooks_replace_only_listed_units_in_the_running_model(setup):
     model, images, _, means = setup
     listed = {0: np.array([1, 7]), 2: np.array([3])}
     values = ab.ablation_values("zero", N_LAYERS, WIDTH, None, TOKENS)
-    seen = {}
-
-    def record(layer):
-        def hook(_m, _i, out):
-            seen[layer] = out.detach().clone()
-
-        return hook
-
-    with ab.Ablator(model, values) as ablator:
-        handles = [b.ls_2.register_forward_hook(record(i)) for i, b in enumerate(ab.blocks(model))]
-        masks = ab.condition_masks([listed], N_LAYERS, WIDTH)[[0] * 3]
-        ablator.masks = {layer: masks[:, layer] for layer in listed}
-        with torch.no_grad():
-            model.encode_image(images[:3])
-        for h in handles:
-            h.remove()
+    seen, _ = _block_outputs_with(model, images[:3], values, listed)
     for layer in range(N_LAYERS):
         zero_units = (seen[layer] == 0).all(dim=(0, 1)).nonzero().flatten().numpy()
         np.testing.assert_array_equal(zero_units, listed.get(layer, []))

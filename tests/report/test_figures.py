@@ -393,3 +393,24 @@ def test_functions_leave_rcparams_alone(tables):
     before = matplotlib.rcParams["font.size"]
     fg.zero_shot_bars(zero_shot_table(), "toy")
     assert matplotlib.rcParams["font.size"] == before
+
+
+def test_sharing_panels_quote_their_rows_like_the_s_figure(tables):
+    from vlmbinding.report.figures.sharing import sharing_scatter
+
+    sup, sep, corr = tables
+    rng = np.random.default_rng(1)
+    sharing = sup[["f1", "f2"]].assign(
+        measure="overlap", basis="neurons", z=rng.normal(0, 2, len(sup)), value=1
+    )
+    sharing.loc[3, "z"] = np.inf
+    rows = corr.assign(measure="overlap", basis="neurons", score="z")
+    fig = sharing_scatter(sharing, sep, rows, KINDS)
+    assert len(fig.axes) == 2 and "1 pairs with an infinite z left out" in fig._suptitle.get_text()
+    text = legend_texts(fig)
+    for r in ("-0.41", "0.34"):  # D's panel, then M's: the same legend as the S figure
+        assert f"all pairs: r = {r} [-0.75, 0.08], Mantel p = 0.030, n = 55" in text
+        assert f"pairs without positions: r = {r} [-0.75, 0.08], Mantel p = 0.030, n = 15" in text
+    kept = [a for ax in fig.axes for a in ax.artists if isinstance(a, matplotlib.legend.Legend)]
+    assert len(kept) == 2 and "shape–shape pairs (3)" in [t.get_text() for t in kept[0].texts]
+    plt.close("all")

@@ -255,6 +255,10 @@ class ReportReader:
         sync_api.expect(img).to_be_in_viewport()
 
 
+# make test-slow (pytest.ini): the whole tiny workflow, its report and a browser walk
+WHOLE_RUN = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory) -> Path:
     """The tiny workflow and its report, built once for this module."""
@@ -308,6 +312,7 @@ def where(item: Shown) -> str:
     return " > ".join(x for x in (item.category, item.subcategory, *item.labels) if x)
 
 
+@WHOLE_RUN
 def test_report_has_every_registered_figure_and_table(report_run, browsed):
     figures = produced_figures(report_run)
     registered = registered_outputs(report_run)
@@ -324,6 +329,7 @@ def test_report_has_every_registered_figure_and_table(report_run, browsed):
         assert item.screenshot and item.screenshot.is_file(), f"{path}: no screenshot"
 
 
+@WHOLE_RUN
 def test_every_figure_is_displayed(report_run, browsed):
     figures = sorted(p for p in browsed.shown if p.endswith(".png"))
     assert figures
@@ -339,6 +345,7 @@ def test_every_figure_is_displayed(report_run, browsed):
     assert not failed, f"screenshots in {browsed.screens}:\n" + "\n".join(failed)
 
 
+@WHOLE_RUN
 def test_every_table_page_is_displayed(browsed):
     # tables reach the report as small HTML pages, shown in an iframe
     pages = sorted(p for p in browsed.shown if p.endswith(".html"))
@@ -351,11 +358,13 @@ def test_every_table_page_is_displayed(browsed):
     assert not failed, "\n".join(failed)
 
 
+@WHOLE_RUN
 def test_every_item_has_a_caption(browsed):
     short = {path: item.caption for path, item in browsed.shown.items() if len(item.caption) < 40}
     assert not short, f"missing or stub captions: {short}"
 
 
+@WHOLE_RUN
 def test_report_is_self_contained_and_raises_no_errors(browsed):
     assert not browsed.outside, f"the report fetches from outside itself: {browsed.outside}"
     assert not browsed.errors, browsed.errors

@@ -3,8 +3,14 @@ workflow (no job runs)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from snakemake.io import expand
 from workflow_api import parse_workflow
+
+from vlmbinding.workflow import targets
+from vlmbinding.workflow.entries import model_entries
 
 
 @pytest.mark.parametrize("mode", ["model", "reference"])
@@ -16,3 +22,35 @@ def test_gradcam_and_binding_follow_the_activations_preprocessing(tmp_path, tiny
     binding = wf.get_rule("evaluate_binding")
     assert "results/{model}/activations.zarr" in [str(f) for f in binding.input]
     assert wf.get_rule("extract_activations").params.activations["preprocess"] == mode
+
+
+def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_path, tiny_config):
+    wf = parse_workflow(tmp_path, tiny_config)
+    rule = wf.get_rule("compare_models")
+    models = [m["name"] for m in tiny_config["models"]]
+    toys = [m["name"] for m in tiny_config["models"] if m["weights"] == "toy"]
+    # comparison_inputs spells the paths: they are the outputs of the rules that write them
+    made_by = {
+        "correlation": ("correlate_superposition", "table", models),
+        "neurons": ("gather_neurons", "table", models),
+        "binding": ("evaluate_binding", "overall", models),
+        "binding_correlation": ("correlate_binding", "table", models),
+        "superposition": ("score_superposition", "superposition", models),
+        "separability": ("measure_separability", "table", models),
+        "zero_shot": ("train_toy_model", "zero_shot", toys),
+    }
+    inputs = targets.comparison_inputs(
+        {m["name"]: m for m in model_entries(tiny_config)}, tiny_config
+    )
+    assert set(inputs) == set(made_by) | {"sharing", "sharing_correlation"}
+    assert not tiny_config["sharing"]["enabled"] and not inputs.pop("sharing")
+    assert not inputs.pop("sharing_correlation")
+    for key, (producer, name, names) in made_by.items():
+        pattern = re.sub(
+            r"\{(\w+),[^}]*\}", r"{\1}", str(getattr(wf.get_rule(producer).output, name))
+        )
+        assert inputs[key] == expand(pattern, model=names), key
+    entries = rule.params.entries
+    assert entries["models"] == models and entries["toy"] == [m in toys for m in models]
+    assert len(entries["seeds"]) == len(models) and list(entries) == sorted(entries)
+    assert "results/comparison/models.png" in [str(f) for f in rule.output]

@@ -14,11 +14,11 @@ from vlmbinding.workflow.config import ConfigError
 from vlmbinding.workflow.entries import identity, model_entries
 from vlmbinding.workflow.params import (
     activation_params,
+    comparison_params,
     correlation_params,
     dataset_params,
     dataset_seed_params,
     entropy_resampling_params,
-    entry_seeds,
     figure_params,
     gradcam_params,
     intervention_params,
@@ -132,3 +132,13 @@ def job_runtime(stage):
         return resources.runtime_min(stage, cfg, n, attempt)
 
     return runtime
+
+
+def across_models(caption, label):
+    """report() settings of a result of the cross-model view: the report's 'Across models'
+    category, the caption report/<caption>.rst, the label `label`."""
+    return dict(
+        caption=f"../report/{caption}.rst",
+        category="Across models",
+        labels={"figure": label},
+    )

@@ -163,36 +163,16 @@ rule plot_zero_shot:
 rule compare_models:
     """The cross-model view: correlations, binding accuracy, entropies per model."""
     input:
-        correlation=expand(rules.correlate_superposition.output.table, model=MODELS),
-        neurons=expand(rules.gather_neurons.output.table, model=MODELS),
-        binding=expand(rules.evaluate_binding.output.overall, model=MODELS),
-        binding_correlation=expand(rules.correlate_binding.output.table, model=MODELS),
-        superposition=expand(
-            rules.score_superposition.output.superposition, model=MODELS
-        ),
-        separability=expand(rules.measure_separability.output.table, model=MODELS),
-        zero_shot=expand(
-            rules.train_toy_model.output.zero_shot,
-            model=[name for name, m in MODELS.items() if m["weights"] == "toy"],
-        ),
-        # sharing.enabled: the overlap's r beside S's (none otherwise)
-        sharing=targets.comparison_sharing(MODELS, config, "sharing.parquet"),
-        sharing_correlation=targets.comparison_sharing(
-            MODELS, config, "sharing_correlation.parquet"
-        ),
+        unpack(lambda w: targets.comparison_inputs(MODELS, config)),
     output:
         table="results/comparison/models.tsv",
         html=report(
             "results/comparison/models.html",
-            caption="../report/model_comparison.rst",
-            category="Across models",
-            labels={"figure": "model comparison table"},
+            **across_models("model_comparison", "model comparison table"),
         ),
         png=report(
             "results/comparison/models.png",
-            caption="../report/model_comparison.rst",
-            category="Across models",
-            labels={"figure": "model comparison"},
+            **across_models("model_comparison", "model comparison"),
         ),
         pdf="results/comparison/models.pdf",
         pooled="results/comparison/replicates.tsv",
@@ -200,9 +180,7 @@ rule compare_models:
         differences="results/comparison/replicate_differences.tsv",
         replicates_png=report(
             "results/comparison/replicates.png",
-            caption="../report/replicates.rst",
-            category="Across models",
-            labels={"figure": "replicates pooled"},
+            **across_models("replicates", "replicates pooled"),
         ),
         replicates_pdf="results/comparison/replicates.pdf",
     log:
@@ -210,11 +188,7 @@ rule compare_models:
     conda:
         "../../envs/workflow.yaml"
     params:
-        models=list(MODELS),
-        toy=[m["weights"] == "toy" for m in MODELS.values()],
-        bases=[m["base"] for m in MODELS.values()],
-        roles=[m["role"] for m in MODELS.values()],
-        seeds=[entry_seeds(config, m) for m in MODELS.values()],
+        entries=comparison_params(config, MODELS),
         vocabulary=vocabulary_params(config),
         statistics=correlation_params(config),
     script:

@@ -18,23 +18,24 @@ from vlmbinding.report.pages import html_page
 
 to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
+entries = snakemake.params.entries  # per model, in model order
 rows, pairs_by_base, overlap_by_base = [], {}, {}
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
 sharing = bool(snakemake.input.sharing)  # sharing.enabled: one table per model
-for i, model in enumerate(snakemake.params.models):
-    zero_shot = next(zero_shots) if snakemake.params.toy[i] else None
+for i, model in enumerate(entries["models"]):
+    zero_shot = next(zero_shots) if entries["toy"][i] else None
     separability = pd.read_parquet(snakemake.input.separability[i])
     pairs = pair_table(pd.read_parquet(snakemake.input.superposition[i]), separability, kinds)
-    trained = snakemake.params.roles[i] == "trained"
+    trained = entries["roles"][i] == "trained"
     if trained:
-        pairs_by_base.setdefault(snakemake.params.bases[i], []).append(pairs)
+        pairs_by_base.setdefault(entries["bases"][i], []).append(pairs)
     overlap = {}
     if sharing:  # the overlap z (neuron basis) beside S
         overlap = sharing_summary(pd.read_parquet(snakemake.input.sharing_correlation[i]))
         if trained:
             table = pd.read_parquet(snakemake.input.sharing[i])
             overlap_pairs = sharing_pair_table(table, separability, kinds)
-            overlap_by_base.setdefault(snakemake.params.bases[i], []).append(overlap_pairs)
+            overlap_by_base.setdefault(entries["bases"][i], []).append(overlap_pairs)
     rows.append(
         model_summary(
             model,
@@ -48,10 +49,10 @@ for i, model in enumerate(snakemake.params.models):
         | overlap
     )
 summary = pd.DataFrame(rows)
-summary.insert(1, "base", snakemake.params.bases)
-summary.insert(2, "role", snakemake.params.roles)
-summary.insert(3, "training_seed", [t for t, _ in snakemake.params.seeds])
-summary.insert(4, "dataset_seed", [d for _, d in snakemake.params.seeds])
+summary.insert(1, "base", entries["bases"])
+summary.insert(2, "role", entries["roles"])
+summary.insert(3, "training_seed", [t for t, _ in entries["seeds"]])
+summary.insert(4, "dataset_seed", [d for _, d in entries["seeds"]])
 summary.to_csv(snakemake.output.table, sep="\t", index=False)
 # features and seeds resampled together: the error the seeds share counts once
 stats = snakemake.params.statistics

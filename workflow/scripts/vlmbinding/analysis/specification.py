@@ -26,7 +26,6 @@ selection and S come from `vlmbinding.analysis.neurons`, the pair subsets follow
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -42,6 +41,7 @@ from vlmbinding.analysis.neurons import (
     top_k_images,
 )
 from vlmbinding.data.vocab import all_pairs
+from vlmbinding.workflow.grid import layer_pools  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -74,44 +74,9 @@ SUMMARY_COLUMNS = [
     "main_r",
     "main_p",
 ]
-_LAST = re.compile(r"^last-([1-9][0-9]*)$")
 
 
 # --- the grid --------------------------------------------------------------------------
-
-
-def layer_pools(names: Sequence[str], depth: int) -> dict[str, list[int]]:
-    """Layer pools by name -> sorted 0-based blocks of a model with `depth` blocks.
-
-    Names: `all`; `last-N` (the last N blocks, all of them when the model has fewer);
-    `thirds` (three pools `third-1`, `third-2`, `third-3`: the blocks split into three
-    consecutive runs as evenly as possible; an empty third, in a model of fewer than three
-    blocks, is left out). A pool with the same blocks as an earlier one is left out with a
-    log line (in a 4-block model `last-10` and `all` are the same pool).
-    """
-    if depth < 1:
-        raise ValueError(f"a model has at least one block, got depth={depth}")
-    pools: dict[str, list[int]] = {}
-    for name in names:
-        if name == "all":
-            candidates = {"all": list(range(depth))}
-        elif name == "thirds":
-            parts = np.array_split(np.arange(depth), 3)
-            candidates = {f"third-{i + 1}": p.tolist() for i, p in enumerate(parts) if len(p)}
-        elif m := _LAST.match(name):
-            n = int(m.group(1))
-            candidates = {name: list(range(max(depth - n, 0), depth))}
-        else:
-            raise ValueError(
-                f"robustness.layers: {name!r} is not a layer pool; use all, thirds or last-N"
-            )
-        for label, blocks in candidates.items():
-            same = [k for k, v in pools.items() if v == blocks]
-            if same:
-                log.info("layer pool %s equals %s (blocks %s); kept once", label, same[0], blocks)
-                continue
-            pools[label] = blocks
-    return pools
 
 
 def usable_top_ks(top_ks: Sequence[int], n_images: int) -> list[int]:

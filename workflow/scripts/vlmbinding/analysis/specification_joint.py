@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from vlmbinding.analysis.resampling import _rowwise_pearson, feature_permutations
+from vlmbinding.workflow.grid import grid_with_main, pools_with_main  # noqa: F401  (re-exported)
 
 # Null draws are scored in chunks of about this many pair values.
 _CHUNK = 2_000_000
@@ -139,29 +140,6 @@ def joint_summary(
 
 
 # --- the main analysis in the grid ---------------------------------------------------------
-
-
-def grid_with_main(robustness: Mapping, analysis: Mapping) -> dict:
-    """The robustness block with the main analysis's top_k, n_neurons, reduce and tokens
-    added to the grid's lists (a no-op when they are there already), so the main analysis
-    is always one of the specifications."""
-    out = dict(robustness)
-    for key in ("top_k", "n_neurons", "reduce", "tokens"):
-        values = list(out[key])
-        if analysis[key] not in values:
-            values.append(analysis[key])
-        out[key] = values
-    return out
-
-
-def pools_with_main(pools: Mapping[str, Sequence[int]], blocks: Sequence[int]) -> dict:
-    """The layer pools with the main analysis's blocks added as pool `main` unless a pool
-    has exactly those blocks already."""
-    out = {k: list(v) for k, v in pools.items()}
-    blocks = sorted(int(b) for b in blocks)
-    if not any(sorted(v) == blocks for v in out.values()):
-        out["main"] = blocks
-    return out
 
 
 def main_mask(specs: pd.DataFrame, pools: Mapping[str, Sequence[int]], main: Mapping) -> np.ndarray:

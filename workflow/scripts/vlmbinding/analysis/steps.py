@@ -67,6 +67,14 @@ def resample_entropy(
     return half_sample_table(acts, presence, top_k, threshold, n_draws, seed)
 
 
+def block_table(step, inputs, layer, vocabulary: Mapping, settings: Mapping) -> pd.DataFrame:
+    """A per-block step (`layer_neurons`, `layer_specifications`) run as its rule runs it:
+    on the rule's inputs (`inputs.images`, `.objects`, `.store`), its `layer` wildcard, its
+    vocabulary params and its settings block, passed as keywords."""
+    vocab = Vocabulary.from_config(vocabulary)
+    return step(inputs.images, inputs.objects, inputs.store, int(layer), vocab, **settings)
+
+
 def gather_tables(tables: Paths) -> pd.DataFrame:
     """Rule gather_neurons: the per-block tables in one, in the order given."""
     return pd.concat([pd.read_parquet(path) for path in tables], ignore_index=True)

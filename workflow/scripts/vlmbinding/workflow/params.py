@@ -6,9 +6,8 @@ the same value for the same settings and reruns a job only when what it uses cha
 
 from __future__ import annotations
 
-from vlmbinding.analysis.specification import layer_pools
-from vlmbinding.analysis.specification_joint import grid_with_main, pools_with_main
 from vlmbinding.workflow.config import ConfigError, resolve_layers
+from vlmbinding.workflow.grid import grid_with_main, layer_pools, pools_with_main
 
 
 def sorted_dict(block: dict) -> dict:
@@ -55,6 +54,19 @@ def entry_seeds(config: dict, entry: dict) -> list[int | None]:
     if not config["dataset"]["external"]:
         data = entry.get("dataset_seed", config["dataset"]["seed"])
     return [train, data]
+
+
+def comparison_params(config: dict, models: dict) -> dict:
+    """Per model, in model order, what the cross-model view labels its rows with: the name,
+    whether it is a toy model, its base entry, its role and `entry_seeds`."""
+    entries = list(models.values())
+    return {
+        "bases": [m["base"] for m in entries],
+        "models": list(models),
+        "roles": [m["role"] for m in entries],
+        "seeds": [entry_seeds(config, m) for m in entries],
+        "toy": [m["weights"] == "toy" for m in entries],
+    }
 
 
 def vocabulary_params(config: dict) -> dict:

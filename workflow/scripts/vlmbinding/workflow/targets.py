@@ -207,6 +207,25 @@ def result_tables(models: dict, name: str) -> dict[str, str]:
     return tables
 
 
+def comparison_inputs(models: dict, config: dict) -> dict[str, list[str]]:
+    """The tables of every model the cross-model view reads, in model order (a zero-shot
+    table only for each toy model; the sharing tables when sharing.enabled, else none)."""
+    tables = {
+        "correlation": "correlation.parquet",
+        "neurons": "neurons.parquet",
+        "binding": "binding/accuracy.tsv",
+        "binding_correlation": "binding/correlation.parquet",
+        "superposition": "superposition.parquet",
+        "separability": "separability.parquet",
+    }
+    out = {k: [f"results/{name}/{v}" for name in models] for k, v in tables.items()}
+    toys = [name for name, m in models.items() if m["weights"] == "toy"]
+    out["zero_shot"] = [f"results/{name}/toy_model/zero_shot.tsv" for name in toys]
+    for key in ("sharing", "sharing_correlation"):
+        out[key] = comparison_sharing(models, config, f"{key}.parquet")
+    return out
+
+
 def intervention_targets(config: dict, name: str) -> list[str]:
     """The intervention figures of a model, when interventions.enabled."""
     if not config["interventions"]["enabled"]:

@@ -54,6 +54,54 @@ def _correlation_row(correlation, metric: str, space: str, subset: str):
     return None if hit.empty else hit.iloc[0]
 
 
+def _pair_panel(ax, data: pd.DataFrame, y: str, correlation, metric: str, space: str):
+    """Feature pairs on `ax`: data["S"] against data[y], one marker style per pair type
+    (data["type"], PAIR_STYLES), and two least-squares lines, all pairs (dashed grey) and
+    pairs without positions (black), labelled by `correlation_label` from the rows of
+    `correlation` for `metric`, `space` and subset 'all' / 'no_position' (computed from the
+    points when there is no row). Returns (pair-type legend handles, [line all, line
+    without positions])."""
+    handles = []
+    for key, (label, marker, face, edge) in PAIR_STYLES.items():
+        part = data[data["type"].eq(key)]
+        if part.empty:
+            continue
+        ax.scatter(
+            part["S"],
+            part[y],
+            marker=marker,
+            facecolors=face,
+            edgecolors=edge,
+            s=34,
+            linewidths=1.0,
+            alpha=0.85,
+            zorder=3,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker=marker,
+                markerfacecolor=face,
+                markeredgecolor=edge,
+                markersize=6.5,
+                label=f"{label} ({len(part)})",
+            )
+        )
+    no_pos = data[data["type"].ne("position")]
+    lines = []
+    for name, subset, part, style in (
+        ("all pairs", "all", data, {"color": "0.45", "ls": "--", "lw": 1.6}),
+        ("pairs without positions", "no_position", no_pos, {"color": "black", "lw": 1.8}),
+    ):
+        line = _fit_line(ax, part["S"], part[y], zorder=2, **style)
+        row = _correlation_row(correlation, metric, space, subset)
+        line.set_label(correlation_label(name, row, part["S"], part[y]))
+        lines.append(line)
+    return handles, lines
+
+
 @_styled
 def superposition_scatter(
     superposition: pd.DataFrame,
@@ -101,50 +149,7 @@ def superposition_scatter(
 
     fig = Figure(figsize=(7.6, 6.4), layout="constrained")
     ax = fig.subplots()
-    type_handles = []
-    for key, (label, marker, face, edge) in PAIR_STYLES.items():
-        part = data[data["type"].eq(key)]
-        if part.empty:
-            continue
-        ax.scatter(
-            part["S"],
-            part["y"],
-            marker=marker,
-            facecolors=face,
-            edgecolors=edge,
-            s=34,
-            linewidths=1.0,
-            alpha=0.85,
-            zorder=3,
-        )
-        type_handles.append(
-            Line2D(
-                [],
-                [],
-                ls="",
-                marker=marker,
-                markerfacecolor=face,
-                markeredgecolor=edge,
-                markersize=6.5,
-                label=f"{label} ({len(part)})",
-            )
-        )
-    no_pos = data[data["type"].ne("position")]
-    line_all = _fit_line(ax, data["S"], data["y"], color="0.45", ls="--", lw=1.6, zorder=2)
-    line_np = _fit_line(ax, no_pos["S"], no_pos["y"], color="black", ls="-", lw=1.8, zorder=2)
-    line_all.set_label(
-        correlation_label(
-            "all pairs", _correlation_row(correlation, metric, space, "all"), data["S"], data["y"]
-        )
-    )
-    line_np.set_label(
-        correlation_label(
-            "pairs without positions",
-            _correlation_row(correlation, metric, space, "no_position"),
-            no_pos["S"],
-            no_pos["y"],
-        )
-    )
+    type_handles, (line_all, line_np) = _pair_panel(ax, data, "y", correlation, metric, space)
     ax.set_xlabel(f"Superposition score S (sum of pair ratios{_over_neurons(superposition)})")
     ax.set_ylabel(METRIC_LABELS[metric])
     ax.set_title(

@@ -7,17 +7,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from vlmbinding.analysis.correlation import attach_scores
-from vlmbinding.report.figures.correlation import _correlation_row, _pair_type
+from vlmbinding.report.figures.correlation import _pair_panel, _pair_type
 from vlmbinding.report.figures.style import (
     METRIC_LABELS,
-    PAIR_STYLES,
     SPACE_NAMES,
-    _fit_line,
     _styled,
-    correlation_label,
 )
 
 SCORE_LABELS = {
@@ -64,44 +60,7 @@ def sharing_scatter(
     fig = Figure(figsize=(13.5, 6.6), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("D", "M")):
-        handles = []
-        for key, (label, marker, face, edge) in PAIR_STYLES.items():
-            part = data[data["type"].eq(key)]
-            if part.empty:
-                continue
-            ax.scatter(
-                part["S"],
-                part[metric],
-                marker=marker,
-                facecolors=face,
-                edgecolors=edge,
-                s=34,
-                linewidths=1.0,
-                alpha=0.85,
-                zorder=3,
-            )
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    ls="",
-                    marker=marker,
-                    markerfacecolor=face,
-                    markeredgecolor=edge,
-                    markersize=6.5,
-                    label=f"{label} ({len(part)})",
-                )
-            )
-        no_pos = data[data["type"].ne("position")]
-        lines = []
-        for name, subset, part, style in (
-            ("all pairs", "all", data, {"color": "0.45", "ls": "--", "lw": 1.6}),
-            ("pairs without positions", "no_position", no_pos, {"color": "black", "lw": 1.8}),
-        ):
-            line = _fit_line(ax, part["S"], part[metric], zorder=2, **style)
-            row = _correlation_row(corr, metric, space, subset)
-            line.set_label(correlation_label(name, row, part["S"], part[metric]))
-            lines.append(line)
+        handles, lines = _pair_panel(ax, data, metric, corr, metric, space)
         ax.axvline(0, color="0.7", lw=0.8, zorder=1)
         ax.set_xlabel(SCORE_LABELS.get(score, score))
         ax.set_ylabel(METRIC_LABELS[metric])
