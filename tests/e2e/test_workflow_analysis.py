@@ -96,6 +96,8 @@ def test_the_cross_model_view_has_both_models(two_models):
     assert row["difference"] == pytest.approx(table["sd_S"][0] - table["sd_S"][1])
 
 
+# make test-slow: one model from the dataset to its correlation table (about a minute)
+@pytest.mark.slow
 def test_analysis_tables_follow_the_contract(tmp_path, tiny_config):
     """The unit suite's end-to-end run: one model from the dataset to its correlation table
     (the whole workflow with two models runs in make test-slow)."""

@@ -57,6 +57,8 @@ def test_captions_name_every_object_with_its_position():
     assert text.count(" and ") == 2
 
 
+# make test-slow: the module fixture trains the toy CLIP (about a minute on 2 cores)
+@pytest.mark.slow
 def test_toy_model_learns_far_above_chance(trained):
     model, tokenizer, preprocess, curve = trained
     assert curve[-1]["loss"] < curve[0]["loss"]
@@ -70,6 +72,8 @@ def test_toy_model_learns_far_above_chance(trained):
     assert acc.loc["triple", "accuracy"] > 2 * acc.loc["triple", "chance"]
 
 
+# make test-slow: the module fixture trains the toy CLIP (about a minute on 2 cores)
+@pytest.mark.slow
 def test_gradcam_of_the_true_prompt_lands_on_the_object(trained):
     model, tokenizer, preprocess, _ = trained
     canvas = Canvas(64, 64)
