@@ -165,8 +165,12 @@ rule compare_models:
     input:
         correlation=expand(rules.correlate_superposition.output.table, model=MODELS),
         neurons=expand(rules.gather_neurons.output.table, model=MODELS),
-        binding=expand(rules.evaluate_binding.output.overall, model=MODELS),
-        binding_correlation=expand(rules.correlate_binding.output.table, model=MODELS),
+        binding=expand(
+            rules.evaluate_binding.output.overall, model=targets.with_text(MODELS, NO_TEXT)
+        ),
+        binding_correlation=expand(
+            rules.correlate_binding.output.table, model=targets.with_text(MODELS, NO_TEXT)
+        ),
         superposition=expand(
             rules.score_superposition.output.superposition, model=MODELS
         ),
@@ -207,6 +211,7 @@ rule compare_models:
     params:
         models=list(MODELS),
         toy=[m["weights"] == "toy" for m in MODELS.values()],
+        text=[name not in NO_TEXT for name in MODELS],
         bases=[m["base"] for m in MODELS.values()],
         roles=[m["role"] for m in MODELS.values()],
         seeds=[entry_seeds(config, m) for m in MODELS.values()],

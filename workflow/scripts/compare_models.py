@@ -18,8 +18,11 @@ to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
 rows, pairs_by_base = [], {}
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
+# one per model with a text tower, in model order (none for a vision-only tower)
+bindings = iter(zip(snakemake.input.binding, snakemake.input.binding_correlation))
 for i, model in enumerate(snakemake.params.models):
     zero_shot = next(zero_shots) if snakemake.params.toy[i] else None
+    binding, binding_correlation = next(bindings) if snakemake.params.text[i] else (None, None)
     pairs = pair_table(
         pd.read_parquet(snakemake.input.superposition[i]),
         pd.read_parquet(snakemake.input.separability[i]),
@@ -32,8 +35,8 @@ for i, model in enumerate(snakemake.params.models):
             model,
             pd.read_parquet(snakemake.input.correlation[i]),
             pd.read_parquet(snakemake.input.neurons[i]),
-            pd.read_csv(snakemake.input.binding[i], sep="\t"),
-            pd.read_parquet(snakemake.input.binding_correlation[i]),
+            pd.read_csv(binding, sep="\t") if binding else None,
+            pd.read_parquet(binding_correlation) if binding_correlation else None,
             pd.read_csv(zero_shot, sep="\t") if zero_shot else None,
             pairs=pairs,
         )

@@ -274,6 +274,8 @@ def sanity_table(
         for twin in twins
     ]
     rows = [combine_twin_rows(same) for same in zip(*per_twin)]
+    if trained.get("trials") is None:  # a tower without a text tower: rows that say so
+        rows += [_not_applicable(s, k) for s, k in TEXT_ROWS]
     for row in rows:
         row["survives"], row["verdict"] = verdict(row)
     return pd.DataFrame(rows)[SANITY_COLUMNS]
@@ -310,6 +312,8 @@ def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_bo
     ]
     if trained.get("beyond") is not None and random.get("beyond") is not None:
         rows += beyond_pixel_rows(trained, random, feature_kinds, space, n_boot, seed)
+    if trained.get("trials") is None:
+        return _defaults(rows)
     rows.append(
         {
             "statistic": "binding accuracy (swapped captions)",
@@ -326,6 +330,27 @@ def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_bo
             **gradcam_row(trained["shares"], random["shares"], n_boot, seed),
         }
     )
+    return _defaults(rows)
+
+
+# the rows of the stages that need a text tower: (statistic, kind)
+TEXT_ROWS = (
+    ("binding accuracy (swapped captions)", "accuracy"),
+    ("Grad-CAM share on the named object", "gradcam"),
+)
+
+
+def _not_applicable(statistic: str, kind: str) -> dict:
+    """A row of a statistic the tower cannot have (no text tower): no values, a note."""
+    from vlmbinding.models.applicability import NEEDS_TEXT
+
+    nan, nan2 = float("nan"), (float("nan"), float("nan"))
+    row = {"statistic": statistic, "unit": "images", "kind": kind}
+    row |= _row(nan, nan2, nan, nan2, nan, nan2) | {"n_twins": 0, "random_sd": nan}
+    return _defaults([row | {"note": NEEDS_TEXT}])[0]
+
+
+def _defaults(rows: list[dict]) -> list[dict]:
     for row in rows:
         for key in ("pixels", "pixels_ci_low", "pixels_ci_high"):
             row.setdefault(key, float("nan"))
