@@ -1,8 +1,11 @@
 """Rule tabulate_results: the model's key tables as one HTML page for the report."""
 
+import logging
+
 import pandas as pd
 
 from vlmbinding.logs import to_file
+from vlmbinding.models.applicability import NEEDS_TEXT
 from vlmbinding.report.pages import (
     HEADLINE_TEXT,
     headline_correlations,
@@ -53,6 +56,7 @@ if i.get("binding"):
         (*LOCALISATION, pd.read_csv(i.localisation, sep="\t")),
     ]
 else:  # a vision tower without a text tower: say so, do not leave the sections out
+    logging.getLogger("tabulate_results").info("Grad-CAM and the binding test: %s", NEEDS_TEXT)
     sections += [
         not_applicable_section(*what) for what in (BINDING_CORRELATION, BINDING, LOCALISATION)
     ]
