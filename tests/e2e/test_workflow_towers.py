@@ -31,7 +31,11 @@ def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("towers")
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     config["models"] = [
-        {"name": EYES, "arch": "transformers", "weights": save_clip_vision(work / "eyes-hf")},
+        {
+            "name": EYES,
+            "arch": "transformers",
+            "weights": save_clip_vision(work / "eyes-hf", seed=1),
+        },
         {
             "name": SIGLIP,
             "arch": "ViT-B-16-SigLIP",
@@ -85,6 +89,7 @@ def test_a_vision_only_tower_runs_the_image_side_and_says_what_does_not_apply(ru
         assert set(corr["metric"]) == {"D", "M"}  # no binding accuracy to correlate with
     page = (results / EYES / "tables.html").read_text()
     assert page.count(NEEDS_TEXT) == 3  # binding vs S, the binding test, Grad-CAM
+    assert NEEDS_TEXT in (work / "logs" / "tabulate_results" / f"{EYES}.log").read_text()
     sanity = pd.read_parquet(results / EYES / "controls" / "sanity.parquet")
     na = sanity[sanity["note"].eq(NEEDS_TEXT)]
     assert set(na["kind"]) == {"accuracy", "gradcam"}
