@@ -166,10 +166,12 @@ rule compare_models:
         correlation=expand(rules.correlate_superposition.output.table, model=MODELS),
         neurons=expand(rules.gather_neurons.output.table, model=MODELS),
         binding=expand(
-            rules.evaluate_binding.output.overall, model=targets.with_text(MODELS, NO_TEXT)
+            rules.evaluate_binding.output.overall,
+            model=targets.with_text(MODELS, NO_TEXT),
         ),
         binding_correlation=expand(
-            rules.correlate_binding.output.table, model=targets.with_text(MODELS, NO_TEXT)
+            rules.correlate_binding.output.table,
+            model=targets.with_text(MODELS, NO_TEXT),
         ),
         superposition=expand(
             rules.score_superposition.output.superposition, model=MODELS

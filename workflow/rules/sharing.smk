@@ -41,7 +41,9 @@ rule measure_sharing:
 rule gather_sharing:
     """The parts of the sharing table (neuron basis, and the others the config enables)."""
     input:
-        parts=lambda w: [f"results/{w.model}/sharing/{part}.parquet" for part in SHARING_PARTS],
+        parts=lambda w: [
+            f"results/{w.model}/sharing/{part}.parquet" for part in SHARING_PARTS
+        ],
     output:
         table="results/{model}/sharing.parquet",
     log:
