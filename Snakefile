@@ -52,4 +52,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        targets.all_targets(MODELS, config),
+        targets.all_targets(MODELS, config, NO_TEXT),

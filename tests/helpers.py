@@ -55,3 +55,49 @@ TIMM_CFGS = {
 def tiny_timm_model(kind: str, seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     return from_config(TIMM_CFGS[kind], kind)
+
+
+# a small transformers vision tower (no text tower): 64 px, 16 px patches, 2 layers of width 32
+HF_SMALL = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 64,
+    "patch_size": 16,
+}
+
+
+def save_clip_vision(folder, seed: int = 0) -> str:
+    """A random-weights transformers CLIPVisionModel and its image processor in `folder`
+    (config.json, model.safetensors, preprocessor_config.json)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    model = transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**HF_SMALL))
+    model.save_pretrained(folder)
+    transformers.CLIPImageProcessor(
+        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+# a SigLIP-like open_clip tower (timm trunk, no CLS token, attention pool) as overrides of
+# open_clip's ViT-B-16-SigLIP config; its text tower tokenizes with open_clip's own BPE
+SIGLIP_OVERRIDES = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "timm_model_kwargs": SMALL_TIMM},
+    "text_cfg": {**TEXT_CFG, "hf_tokenizer_name": None},
+}
+
+
+def save_siglip_checkpoint(path, seed: int = 0) -> dict:
+    """A random-weights SigLIP-like open_clip checkpoint file that carries its model_cfg;
+    returns the config (what a models entry's `model_cfg` overrides resolve to)."""
+    from vlmbinding.models.architectures import architecture_config
+    from vlmbinding.models.loading import save_checkpoint
+
+    cfg = architecture_config("ViT-B-16-SigLIP", None, SIGLIP_OVERRIDES)
+    torch.manual_seed(seed)
+    save_checkpoint(from_config(cfg, "ViT-B-16-SigLIP").model, cfg, path)
+    return cfg

@@ -255,3 +255,19 @@ def test_several_twins_give_one_row_per_statistic_with_their_spread(tables):
 
     survived, _, _ = model_verdict_sentences(table[sanity.SANITY_COLUMNS], trained["correlation"])
     assert survived.startswith("Survived 2 random-weights twins")
+
+
+def test_a_tower_without_a_text_tower_says_binding_and_gradcam_are_not_applicable(tables):
+    from vlmbinding.models.applicability import NEEDS_TEXT
+
+    trained, random = ({**t, "trials": None, "shares": None} for t in tables)
+    table = sanity.sanity_table(trained, [random, random], KINDS, "full", 3.5, N_BOOT, 0)
+    stats = table.set_index("statistic")
+    for name in ("binding accuracy (swapped captions)", "Grad-CAM share on the named object"):
+        row = stats.loc[name]
+        assert row["note"] == NEEDS_TEXT and np.isnan(row["trained"]) and not row["survives"]
+        assert NEEDS_TEXT in row["verdict"]
+    assert len(table) == 2 + 4 + 4 + 2  # the same rows as with a text tower
+    assert stats.loc["r(S, M), all pairs", "survives"]  # the image-side rows are untouched
+    sentences = verdicts.sanity_sentences(table)
+    assert sum(NEEDS_TEXT in s for s in sentences) == 2

@@ -159,3 +159,13 @@ def test_a_llava_config_finds_its_clip_tower_without_torch(tmp_path):
     )
     g = vision_geometry(transformers_model_config(llava))
     assert (g["tokens"], g["cls_token"], g["has_text"]) == (17, True, False)
+
+
+def test_text_embeddings_of_a_vision_only_tower_say_why_not(tmp_path):
+    from vlmbinding.analysis.gradcam import text_embeddings
+    from vlmbinding.models.loading import load_entry
+
+    folder = clip_vision(tmp_path / "v")
+    loaded = load_entry({"name": "llava-eyes", "arch": "transformers", "weights": folder}, None)
+    with pytest.raises(TypeError, match="no text tower of its own.*not applicable"):
+        text_embeddings(loaded.model, loaded.tokenizer, ["a red circle"])

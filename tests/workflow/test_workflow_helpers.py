@@ -152,3 +152,51 @@ def test_the_comparison_reads_every_models_sharing_tables_when_sharing_is_on(con
     config["sharing"]["enabled"] = True
     got = targets.comparison_sharing(models, config, "sharing_correlation.parquet")
     assert got == [f"results/{m}/sharing_correlation.parquet" for m in models]
+
+
+def test_a_tower_without_a_text_tower_leaves_out_gradcam_and_binding(config):
+    from vlmbinding.models.applicability import NEEDS_TEXT, startup_notes, text_less
+
+    config["controls"].update(random_weights=True, random_twins=2, pixel_baseline=False)
+    config["sharing"]["enabled"] = True
+    models = models_of(config)
+    geometries = {name: {"has_text": False} for name in models}
+    no_text = text_less(geometries)
+    assert no_text == set(models)
+    everything = targets.all_targets(models, config, no_text)
+    assert not any(t.endswith(("gradcam.png", "binding_vs_S.png")) for t in everything)
+    assert "results/toy/figures/entropy.png" in everything
+    assert "results/toy/controls/sanity.html" in everything
+    assert "results/toy/sharing_correlation.parquet" in everything
+    tables = targets.result_tables(models, "toy", no_text)
+    assert not any("binding" in k or "localisation" in k for k in tables)
+    inputs = targets.sanity_inputs(models, config, "toy", no_text)
+    assert not any(k.endswith(("_trials", "_shares")) for k in inputs)
+    assert "random1_neurons" in inputs and "trained_sharing_correlation" in inputs
+    assert targets.binding_per_pair("toy", no_text) == []
+    assert targets.binding_per_pair("toy") == ["results/toy/binding/accuracy_per_pair.parquet"]
+    assert targets.with_text(models, {"toy/controls/random"}) == ["toy", "toy/controls/random-1"]
+    # said once per config entry, naming its twins
+    (note,) = startup_notes(geometries, models)
+    assert note.startswith("models entry 'toy':") and "'toy/controls/random-1'" in note
+    assert NEEDS_TEXT in note and "Grad-CAM and the binding test" in note
+    assert startup_notes({name: {} for name in models}, models) == []
+
+
+def test_a_refused_architecture_names_the_users_entry_not_its_twin(config, tmp_path):
+    import json
+
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
+    config["models"] = [{"name": "my-qwen", "arch": "transformers", "weights": str(folder)}]
+    config["controls"]["random_weights"] = True
+    models = models_of(config)
+    twin = models["my-qwen/controls/random"]
+    for entry in (twin, models["my-qwen"]):
+        with pytest.raises(ConfigError) as err:
+            checks.model_geometry(entry, ARCH_DIR)
+        message = str(err.value)
+        assert message.startswith("models entry 'my-qwen': my-qwen (model_type 'qwen2_vl')")
+        assert "controls/random" not in message and "packs or merges patches" in message
+        assert message.count("models entry") == 1

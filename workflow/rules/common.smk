@@ -8,7 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from snakemake.logging import logger
+
 from vlmbinding.data.external import DatasetError
+from vlmbinding.models.applicability import startup_notes, text_less
 from vlmbinding.workflow import checks, resources, targets
 from vlmbinding.workflow.config import ConfigError
 from vlmbinding.workflow.entries import identity, model_entries
@@ -52,6 +55,11 @@ try:
     SHARING_PARTS = targets.sharing_parts(config)
 except (ConfigError, DatasetError, ValueError) as e:
     raise WorkflowError(str(e)) from None
+
+# Towers without a text tower: no Grad-CAM or binding jobs; said once per models entry.
+NO_TEXT = text_less(GEOMETRY)
+for note in startup_notes(GEOMETRY, MODELS):
+    logger.info(note)
 
 
 @cache

@@ -74,7 +74,7 @@ rule resample_entropy:
 rule tabulate_sanity:
     """The trained model against its random twin and the pixels: one row per statistic."""
     input:
-        unpack(lambda w: targets.sanity_inputs(MODELS, config, w.model)),
+        unpack(lambda w: targets.sanity_inputs(MODELS, config, w.model, NO_TEXT)),
     output:
         table="results/{model}/controls/sanity.parquet",
         html=report(

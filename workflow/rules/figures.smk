@@ -163,7 +163,7 @@ rule plot_zero_shot:
 rule compare_models:
     """The cross-model view: correlations, binding accuracy, entropies per model."""
     input:
-        unpack(lambda w: targets.comparison_inputs(MODELS, config)),
+        unpack(lambda w: targets.comparison_inputs(MODELS, config, NO_TEXT)),
     output:
         table="results/comparison/models.tsv",
         html=report(
@@ -188,7 +188,7 @@ rule compare_models:
     conda:
         "../../envs/workflow.yaml"
     params:
-        entries=comparison_params(config, MODELS),
+        entries=comparison_params(config, MODELS, NO_TEXT),
         vocabulary=vocabulary_params(config),
         statistics=correlation_params(config),
     script:

@@ -7,7 +7,7 @@ localrules:
 rule tabulate_results:
     """The model's key tables (correlations, binding, localisation) as one report page."""
     input:
-        unpack(lambda w: targets.result_tables(MODELS, w.model)),
+        unpack(lambda w: targets.result_tables(MODELS, w.model, NO_TEXT)),
     output:
         html=report(
             "results/{model}/tables.html",

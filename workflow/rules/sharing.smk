@@ -57,7 +57,7 @@ rule correlate_sharing:
     input:
         sharing=rules.gather_sharing.output.table,
         separability=rules.measure_separability.output.table,
-        per_pair="results/{model}/binding/accuracy_per_pair.parquet",
+        per_pair=lambda w: targets.binding_per_pair(w.model, NO_TEXT),
     output:
         table="results/{model}/sharing_correlation.parquet",
     log:

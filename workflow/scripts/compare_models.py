@@ -22,8 +22,11 @@ entries = snakemake.params.entries  # per model, in model order
 rows, pairs_by_base, overlap_by_base = [], {}, {}
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
 sharing = bool(snakemake.input.sharing)  # sharing.enabled: one table per model
+# one per model with a text tower, in model order (none for a vision-only tower)
+bindings = iter(zip(snakemake.input.binding, snakemake.input.binding_correlation))
 for i, model in enumerate(entries["models"]):
     zero_shot = next(zero_shots) if entries["toy"][i] else None
+    binding, binding_correlation = next(bindings) if entries["text"][i] else (None, None)
     separability = pd.read_parquet(snakemake.input.separability[i])
     pairs = pair_table(pd.read_parquet(snakemake.input.superposition[i]), separability, kinds)
     trained = entries["roles"][i] == "trained"
@@ -41,8 +44,8 @@ for i, model in enumerate(entries["models"]):
             model,
             pd.read_parquet(snakemake.input.correlation[i]),
             pd.read_parquet(snakemake.input.neurons[i]),
-            pd.read_csv(snakemake.input.binding[i], sep="\t"),
-            pd.read_parquet(snakemake.input.binding_correlation[i]),
+            pd.read_csv(binding, sep="\t") if binding else None,
+            pd.read_parquet(binding_correlation) if binding_correlation else None,
             pd.read_csv(zero_shot, sep="\t") if zero_shot else None,
             pairs=pairs,
         )

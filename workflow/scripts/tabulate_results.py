@@ -1,9 +1,18 @@
 """Rule tabulate_results: the model's key tables as one HTML page for the report."""
 
+import logging
+
 import pandas as pd
 
 from vlmbinding.logs import to_file
-from vlmbinding.report.pages import HEADLINE_TEXT, headline_correlations, html_page, null_sections
+from vlmbinding.models.applicability import NEEDS_TEXT
+from vlmbinding.report.pages import (
+    HEADLINE_TEXT,
+    headline_correlations,
+    html_page,
+    not_applicable_section,
+    null_sections,
+)
 
 to_file(snakemake.log[0])
 i = snakemake.input
@@ -14,32 +23,43 @@ sections = [
         "full embedding and in a per-pair PCA keeping the configured variance. " + HEADLINE_TEXT,
         headline_correlations(pd.read_parquet(i.correlation)),
     ),
-    (
-        "Binding accuracy against S",
-        "Per-pair swapped-caption binding accuracy (colour pairs and shape pairs) against S, "
-        "with the same statistics; features are permuted and resampled within kind (colours "
-        "among colours, shapes among shapes), as accuracy exists only for same-kind pairs.",
-        headline_correlations(pd.read_parquet(i.binding_correlation)),
-    ),
-    (
-        "Swapped-caption binding test",
-        "Fraction of trials in which the true caption beats the caption with two objects' "
-        "colours exchanged (chance 0.5), overall and per number of objects.",
-        pd.concat(
-            [
-                pd.read_csv(i.binding, sep="\t").assign(num_objects="all"),
-                pd.read_csv(i.binding_per_count, sep="\t"),
-            ],
-            ignore_index=True,
-        )[["num_objects", "n", "accuracy"]],
-    ),
-    (
-        "Grad-CAM localisation",
-        "Mean share of a map's mass inside each object's box, by prompt kind and object role, "
-        "against the box's share of the image (an evenly spread map).",
-        pd.read_csv(i.localisation, sep="\t"),
-    ),
 ]
+BINDING_CORRELATION = (
+    "Binding accuracy against S",
+    "Per-pair swapped-caption binding accuracy (colour pairs and shape pairs) against S, "
+    "with the same statistics; features are permuted and resampled within kind (colours "
+    "among colours, shapes among shapes), as accuracy exists only for same-kind pairs.",
+)
+BINDING = (
+    "Swapped-caption binding test",
+    "Fraction of trials in which the true caption beats the caption with two objects' "
+    "colours exchanged (chance 0.5), overall and per number of objects.",
+)
+LOCALISATION = (
+    "Grad-CAM localisation",
+    "Mean share of a map's mass inside each object's box, by prompt kind and object role, "
+    "against the box's share of the image (an evenly spread map).",
+)
+if i.get("binding"):
+    sections += [
+        (*BINDING_CORRELATION, headline_correlations(pd.read_parquet(i.binding_correlation))),
+        (
+            *BINDING,
+            pd.concat(
+                [
+                    pd.read_csv(i.binding, sep="\t").assign(num_objects="all"),
+                    pd.read_csv(i.binding_per_count, sep="\t"),
+                ],
+                ignore_index=True,
+            )[["num_objects", "n", "accuracy"]],
+        ),
+        (*LOCALISATION, pd.read_csv(i.localisation, sep="\t")),
+    ]
+else:  # a vision tower without a text tower: say so, do not leave the sections out
+    logging.getLogger("tabulate_results").info("Grad-CAM and the binding test: %s", NEEDS_TEXT)
+    sections += [
+        not_applicable_section(*what) for what in (BINDING_CORRELATION, BINDING, LOCALISATION)
+    ]
 if i.get("null"):
     sections += null_sections(pd.read_parquet(i.null), pd.read_parquet(i.null_correlation))
 if i.get("zero_shot"):

@@ -82,6 +82,11 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 def text_embeddings(model: torch.nn.Module, tokenizer, prompts: Sequence[str]) -> torch.Tensor:
     """L2-normalised text embeddings [P, D] of `prompts`, on the model's device, no grad."""
+    if tokenizer is None:  # a transformers vision tower without a text tower
+        raise TypeError(
+            "this model has no tokenizer: its vision tower has no text tower of its own, and "
+            "text-image similarity (Grad-CAM, the binding test) needs one (not applicable)"
+        )
     tokens = tokenizer(list(prompts)).to(model_device(model))
     with eval_mode(model), torch.no_grad():
         emb = model.encode_text(tokens)

@@ -48,6 +48,7 @@ from vlmbinding.controls.sanity_rows import (  # noqa: F401 - the table's column
     twin_table,
 )
 from vlmbinding.controls.sharing_sanity import sharing_rows_against
+from vlmbinding.controls.verdicts import verdict
 
 # --- neurons ----------------------------------------------------------------------------
 
@@ -258,7 +259,11 @@ def sanity_table(
             if twin.get("sharing") is None or twin.get("sharing_correlation") is None:
                 raise ValueError(f"twin {j} has no sharing tables, the trained model has")
             rows += sharing_rows_against(trained, twin, feature_kinds, space, n_boot, seed)
-    return twin_table(per_twin)
+    table = twin_table(per_twin)
+    if trained.get("trials") is None:  # a tower without a text tower: rows that say so
+        extra = pd.DataFrame([_not_applicable(s, k) for s, k in TEXT_ROWS], columns=SANITY_COLUMNS)
+        table = pd.concat([table, extra], ignore_index=True)
+    return table
 
 
 def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_boot, seed):
@@ -269,6 +274,8 @@ def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_bo
     ]
     if trained.get("beyond") is not None and random.get("beyond") is not None:
         rows += beyond_pixel_rows(trained, random, feature_kinds, space, n_boot, seed)
+    if trained.get("trials") is None:
+        return [fill_defaults(row) for row in rows]
     rows.append(
         {
             "statistic": "binding accuracy (swapped captions)",
@@ -286,3 +293,22 @@ def _rows_against(trained, random, feature_kinds, space, entropy_threshold, n_bo
         }
     )
     return [fill_defaults(row) for row in rows]
+
+
+# the rows of the stages that need a text tower: (statistic, kind)
+TEXT_ROWS = (
+    ("binding accuracy (swapped captions)", "accuracy"),
+    ("Grad-CAM share on the named object", "gradcam"),
+)
+
+
+def _not_applicable(statistic: str, kind: str) -> dict:
+    """A row of a statistic the tower cannot have (no text tower): no values, a note."""
+    from vlmbinding.models.applicability import NEEDS_TEXT
+
+    nan, nan2 = float("nan"), (float("nan"), float("nan"))
+    row = {"statistic": statistic, "unit": "images", "kind": kind}
+    row |= _row(nan, nan2, nan, nan2, nan, nan2) | {"n_twins": 0, "random_sd": nan}
+    row = fill_defaults(row | {"note": NEEDS_TEXT})
+    row["survives"], row["verdict"] = verdict(row)
+    return row

@@ -285,7 +285,7 @@ def transformers_entry(entry: dict, device: str | torch.device = "cpu") -> Loade
     random = entry["weights"] == RANDOM
     weights = entry.get("twin_of", entry["weights"]) if random else entry["weights"]
     tower, preprocess, tokenizer, cfg = load_transformers(
-        weights, entry.get("name", ""), random, int(entry.get("seed", 0))
+        weights, entry.get("base") or entry.get("name", ""), random, int(entry.get("seed", 0))
     )
     target = pick_device(device) if isinstance(device, str) else device
     return LoadedModel(tower.to(target).eval(), preprocess, tokenizer, "transformers", weights, cfg)

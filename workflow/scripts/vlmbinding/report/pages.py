@@ -121,3 +121,11 @@ def null_sections(null: pd.DataFrame, correlation: pd.DataFrame, top: int = 12):
             correlation,
         ),
     ]
+
+
+def not_applicable_section(title: str, text: str) -> tuple[str, str, pd.DataFrame]:
+    """A section of a stage that does not apply to the model (Grad-CAM and the binding test
+    on a vision tower without a text tower): one row that says so and why."""
+    from vlmbinding.models.applicability import not_applicable_row
+
+    return title, text, pd.DataFrame([not_applicable_row()])

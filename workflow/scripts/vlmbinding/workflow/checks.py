@@ -19,6 +19,7 @@ from vlmbinding.models.hf_config import transformers_model_config
 from vlmbinding.models.weights import weights_kind
 from vlmbinding.workflow import startup
 from vlmbinding.workflow.config import ConfigError, resolve_layers, validate_config
+from vlmbinding.workflow.entries import user_entry
 
 
 def check_config(config: dict, schema: Path) -> None:
@@ -69,12 +70,12 @@ def model_config(entry: dict, arch_dir: Path) -> dict:
         # a random twin has the architecture of the weights it is the twin of
         weights = entry.get("twin_of", entry["weights"])
         if entry["arch"] == "transformers":
-            return transformers_model_config(weights, entry["name"])
+            return transformers_model_config(weights, user_entry(entry))
         if weights_kind(weights) == "hf-hub":
             return hub_model_config(weights)
         return architecture_config(entry["arch"], arch_dir, entry.get("model_cfg"))
     except (ValueError, OSError) as e:
-        raise ConfigError(f"models entry {entry['name']!r}: {e}") from None
+        raise ConfigError(f"models entry {user_entry(entry)!r}: {e}") from None
 
 
 def check_analysis(config: dict, geometries: dict[str, dict], ids: list[str]) -> dict:
@@ -107,10 +108,11 @@ def check_analysis(config: dict, geometries: dict[str, dict], ids: list[str]) ->
 def model_geometry(entry: dict, arch_dir: Path) -> dict:
     """Depth, width, token grid and prefix tokens of an entry's vision tower; refused by the
     entry's name if the workflow cannot hook it."""
+    cfg = model_config(entry, arch_dir)  # its errors name the entry already
     try:
-        return vision_geometry(model_config(entry, arch_dir))
+        return vision_geometry(cfg)
     except ValueError as e:
-        raise ConfigError(f"models entry {entry['name']!r}: {e}") from None
+        raise ConfigError(f"models entry {user_entry(entry)!r}: {e}") from None
 
 
 def geometries(models: dict, arch_dir: Path) -> dict[str, dict]:
@@ -127,7 +129,7 @@ def weights_problem_of(entry: dict, arch_dir: Path) -> str | None:
     problem = startup.weights_problem(entry, kind, geometry)
     if not problem and kind in ("tag", "hf-hub", "random"):
         problem = startup.tokenizer_problem(model_config(entry, arch_dir))
-    return f"models entry {entry['name']!r}: {problem}" if problem else None
+    return f"models entry {user_entry(entry)!r}: {problem}" if problem else None
 
 
 def check_sharing(config: dict, geometries: dict[str, dict], layers: dict, n_images: int):

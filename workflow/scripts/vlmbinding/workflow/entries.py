@@ -208,6 +208,12 @@ def extra_twin(entry: dict) -> bool:
     return entry.get("role") == "random" and bool(entry.get("twin"))
 
 
+def user_entry(entry: dict) -> str:
+    """The name of the config entry a models entry came from (`base`: the user's own, for a
+    random twin or a replicate too): what an error about its architecture or weights names."""
+    return entry.get("base") or entry["name"]
+
+
 def model_entries(config: dict) -> list[dict]:
     """Every model entry the workflow runs, in config order, derived entries after their parent."""
     return add_random_twins(expand_replicates(_base_entries(config), config), config)

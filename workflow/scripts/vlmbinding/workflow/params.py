@@ -56,15 +56,17 @@ def entry_seeds(config: dict, entry: dict) -> list[int | None]:
     return [train, data]
 
 
-def comparison_params(config: dict, models: dict) -> dict:
+def comparison_params(config: dict, models: dict, no_text=()) -> dict:
     """Per model, in model order, what the cross-model view labels its rows with: the name,
-    whether it is a toy model, its base entry, its role and `entry_seeds`."""
+    whether it is a toy model, its base entry, its role, `entry_seeds` and whether it has a
+    text tower (not in `no_text`: the binding test ran)."""
     entries = list(models.values())
     return {
         "bases": [m["base"] for m in entries],
         "models": list(models),
         "roles": [m["role"] for m in entries],
         "seeds": [entry_seeds(config, m) for m in entries],
+        "text": [name not in no_text for name in models],
         "toy": [m["weights"] == "toy" for m in entries],
     }
 

@@ -6,10 +6,14 @@ Pure functions of the validated config and the models entries (`models`: name ->
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from vlmbinding.models.weights import weights_kind
 from vlmbinding.workflow.entries import dataset_dir, extra_twin, random_twins_of
 from vlmbinding.workflow.params import robustness_pools
 
+# figures of stages that need a text tower (Grad-CAM, the binding test)
+TEXT_FIGURES = ("gradcam", "binding_vs_S")
 FIGURES = (
     "gradcam",
     "entropy",
@@ -98,17 +102,20 @@ def pixel_separability(models: dict, name: str) -> str:
     return f"results/{pixel_model(models, name)}/separability_pixels.parquet"
 
 
-def sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:
-    """The trained model's and its twin's tables the sanity table compares."""
+def sanity_inputs(
+    models: dict, config: dict, name: str, no_text: Collection[str] = ()
+) -> dict[str, str]:
+    """The trained model's and its twin's tables the sanity table compares; no binding
+    trials or Grad-CAM shares for a model in `no_text` (a tower without a text tower)."""
     files = {
         "neurons": "neurons.parquet",
         "superposition": "superposition.parquet",
         "separability": "separability.parquet",
         "correlation": "correlation.parquet",
-        "trials": "binding/trials.parquet",
-        "shares": "gradcam/shares.parquet",
         "entropy_halves": "controls/entropy_halves.parquet",
     }
+    if name not in no_text:
+        files |= {"trials": "binding/trials.parquet", "shares": "gradcam/shares.parquet"}
     pixels = config["controls"]["pixel_baseline"]
     if pixels:
         files["beyond"] = "controls/beyond_pixels.parquet"
@@ -190,40 +197,59 @@ def comparison_sharing(models: dict, config: dict, table: str) -> list[str]:
     return [f"results/{name}/{table}" for name in models]
 
 
-def result_tables(models: dict, name: str) -> dict[str, str]:
-    """Inputs of the model's table page (the zero-shot table only for toy models)."""
+def result_tables(models: dict, name: str, no_text: Collection[str] = ()) -> dict[str, str]:
+    """Inputs of the model's table page (the zero-shot table only for toy models; the
+    binding and Grad-CAM tables only for a model with a text tower, not in `no_text`)."""
     base = f"results/{name}"
     tables = {
         "correlation": f"{base}/correlation.parquet",
-        "binding_correlation": f"{base}/binding/correlation.parquet",
-        "binding": f"{base}/binding/accuracy.tsv",
-        "binding_per_count": f"{base}/binding/accuracy_per_count.tsv",
-        "localisation": f"{base}/gradcam/localisation.tsv",
         "null": f"{base}/superposition_null.parquet",
         "null_correlation": f"{base}/superposition_null_correlation.parquet",
     }
+    if name not in no_text:
+        tables |= {
+            "binding_correlation": f"{base}/binding/correlation.parquet",
+            "binding": f"{base}/binding/accuracy.tsv",
+            "binding_per_count": f"{base}/binding/accuracy_per_count.tsv",
+            "localisation": f"{base}/gradcam/localisation.tsv",
+        }
     if models[name]["weights"] == "toy":
         tables["zero_shot"] = f"{base}/toy_model/zero_shot.tsv"
     return tables
 
 
-def comparison_inputs(models: dict, config: dict) -> dict[str, list[str]]:
+def comparison_inputs(
+    models: dict, config: dict, no_text: Collection[str] = ()
+) -> dict[str, list[str]]:
     """The tables of every model the cross-model view reads, in model order (a zero-shot
-    table only for each toy model; the sharing tables when sharing.enabled, else none)."""
+    table only for each toy model; binding tables only for models with a text tower, not in
+    `no_text`; the sharing tables when sharing.enabled, else none)."""
     tables = {
         "correlation": "correlation.parquet",
         "neurons": "neurons.parquet",
-        "binding": "binding/accuracy.tsv",
-        "binding_correlation": "binding/correlation.parquet",
         "superposition": "superposition.parquet",
         "separability": "separability.parquet",
     }
     out = {k: [f"results/{name}/{v}" for name in models] for k, v in tables.items()}
+    texts = with_text(models, no_text)
+    out["binding"] = [f"results/{name}/binding/accuracy.tsv" for name in texts]
+    out["binding_correlation"] = [f"results/{name}/binding/correlation.parquet" for name in texts]
     toys = [name for name, m in models.items() if m["weights"] == "toy"]
     out["zero_shot"] = [f"results/{name}/toy_model/zero_shot.tsv" for name in toys]
     for key in ("sharing", "sharing_correlation"):
         out[key] = comparison_sharing(models, config, f"{key}.parquet")
     return out
+
+
+def binding_per_pair(name: str, no_text: Collection[str] = ()) -> list[str]:
+    """The per-pair binding accuracy a model's sharing correlations read ([] without a text
+    tower: the sharing table is then correlated with D and M only)."""
+    return [] if name in no_text else [f"results/{name}/binding/accuracy_per_pair.parquet"]
+
+
+def with_text(models, no_text: Collection[str] = ()) -> list[str]:
+    """The models (names, in order) that have a text tower: the binding test runs on them."""
+    return [name for name in models if name not in no_text]
 
 
 def intervention_targets(config: dict, name: str) -> list[str]:
@@ -248,13 +274,16 @@ def control_targets(models: dict, config: dict) -> list[str]:
     return targets
 
 
-def all_targets(models: dict, config: dict) -> list[str]:
-    """Every figure of every model, the cross-model view and the tables behind them."""
+def all_targets(models: dict, config: dict, no_text: Collection[str] = ()) -> list[str]:
+    """Every figure of every model, the cross-model view and the tables behind them; no
+    Grad-CAM or binding figure for a model in `no_text` (without a text tower)."""
     targets = ["results/comparison/models.png", "results/config.html"]
     for name, m in models.items():
         if extra_twin(m):  # only the sanity table reads a second or later twin
             continue
         names = list(FIGURES) + (["zero_shot"] if m["weights"] == "toy" else [])
+        if name in no_text:
+            names = [f for f in names if f not in TEXT_FIGURES]
         targets += [f"results/{name}/figures/{f}.png" for f in names]
         targets.append(f"results/{name}/tables.html")
         if config["robustness"]["enabled"]:

@@ -1,0 +1,113 @@
+"""End-to-end: towers other than the toy CLIP through the tiny configuration, offline with
+random weights. A transformers vision-only tower (a CLIPVisionModel folder written here, as
+LLaVA's eyes are shipped) and its random-weights twin run every image-side stage; Grad-CAM
+and the binding test are reported as not applicable. A SigLIP-like open_clip tower (a timm
+trunk without a CLS token, attention pool) runs everything, Grad-CAM and binding included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_workflow
+from helpers import SIGLIP_OVERRIDES, save_clip_vision, save_siglip_checkpoint
+
+from vlmbinding.extraction.recording import open_store
+from vlmbinding.models.applicability import NEEDS_TEXT
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow  # make test-slow: a whole workflow run
+
+EYES, TWIN, SIGLIP = "eyes", "eyes/controls/random", "siglip"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import copy
+
+    import yaml
+    from conftest import REPO
+
+    work = tmp_path_factory.mktemp("towers")
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["models"] = [
+        {
+            "name": EYES,
+            "arch": "transformers",
+            "weights": save_clip_vision(work / "eyes-hf", seed=1),
+        },
+        {
+            "name": SIGLIP,
+            "arch": "ViT-B-16-SigLIP",
+            "weights": str(work / "siglip.pt"),
+            "model_cfg": copy.deepcopy(SIGLIP_OVERRIDES),
+            "random_twin": False,
+        },
+    ]
+    save_siglip_checkpoint(work / "siglip.pt")
+    # 45 images: the sharing stage's tuning regression needs more than 2 x 16 features + 3
+    config["dataset"]["images_per_count"] = 15
+    config["sharing"] = {"enabled": True, "n_null": 19}
+    config["controls"] = {"random_weights": True, "random_twins": 1, "pixel_baseline": False}
+    config["robustness"] = {"enabled": False}  # the specification curve reads any store alike
+    config["analysis"].update(bootstrap=100)
+    config["gradcam"] = {"n_images": 2}
+    proc = run_workflow(work, config)
+    return work, proc
+
+
+def test_the_store_records_each_towers_token_layout(run):
+    work, _ = run
+    expected = {  # tokens, prefix tokens, token 0 a CLS token, tower family
+        EYES: (17, 1, True, "transformers"),
+        TWIN: (17, 1, True, "transformers"),
+        SIGLIP: (16, 0, False, "timm-vit"),
+    }
+    for name, (tokens, prefix, cls, tower) in expected.items():
+        attrs = open_store(work / "results" / name / "activations.zarr").attrs
+        assert (attrs["tokens"], attrs["n_prefix_tokens"], attrs["cls_token"]) == (
+            tokens,
+            prefix,
+            cls,
+        ), name
+        assert attrs["tower"] == tower
+    eyes = open_store(work / "results" / EYES / "activations.zarr")["mlp_out"][:]
+    twin = open_store(work / "results" / TWIN / "activations.zarr")["mlp_out"][:]
+    assert eyes.shape == twin.shape and not np.allclose(eyes, twin)  # the twin's own weights
+
+
+def test_a_vision_only_tower_runs_the_image_side_and_says_what_does_not_apply(run):
+    work, proc = run
+    results = work / "results"
+    for name in (EYES, TWIN):
+        for f in ("neurons.parquet", "superposition.parquet", "separability.parquet"):
+            assert (results / name / f).exists(), (name, f)
+        assert (results / name / "figures" / "superposition_null.png").exists()
+        assert not (results / name / "binding").exists()
+        assert not (results / name / "gradcam").exists()
+        corr = pd.read_parquet(results / name / "sharing_correlation.parquet")
+        assert set(corr["metric"]) == {"D", "M"}  # no binding accuracy to correlate with
+    page = (results / EYES / "tables.html").read_text()
+    assert page.count(NEEDS_TEXT) == 3  # binding vs S, the binding test, Grad-CAM
+    assert NEEDS_TEXT in (work / "logs" / "tabulate_results" / f"{EYES}.log").read_text()
+    sanity = pd.read_parquet(results / EYES / "controls" / "sanity.parquet")
+    na = sanity[sanity["note"].eq(NEEDS_TEXT)]
+    assert set(na["kind"]) == {"accuracy", "gradcam"}
+    assert (sanity["statistic"].str.startswith("r(overlap z")).sum() == 4
+    # said once at start-up, naming the entry and its twin
+    notes = [line for line in proc.stderr.splitlines() if "no text tower of its own" in line]
+    assert len(notes) == 1 and f"models entry '{EYES}'" in notes[0] and TWIN in notes[0]
+    comparison = pd.read_csv(results / "comparison" / "models.tsv", sep="\t").set_index("model")
+    assert np.isnan(comparison.loc[EYES, "binding_accuracy"])
+    assert np.isfinite(comparison.loc[SIGLIP, "binding_accuracy"])
+
+
+def test_a_siglip_tower_without_cls_runs_gradcam_and_binding(run):
+    work, _ = run
+    results = work / "results" / SIGLIP
+    trials = pd.read_parquet(results / "binding" / "trials.parquet")
+    assert len(trials) > 0 and trials["correct"].isin([True, False]).all()
+    shares = pd.read_parquet(results / "gradcam" / "shares.parquet")
+    assert len(shares) > 0
+    assert NEEDS_TEXT not in (results / "tables.html").read_text()
+    assert (results / "figures" / "gradcam.png").exists()
