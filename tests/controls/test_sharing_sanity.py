@@ -107,3 +107,25 @@ def test_other_measures_and_bases_in_the_sharing_table_are_left_alone():
     pd.testing.assert_frame_equal(
         sharing_sanity_rows(trained, random, KINDS, n_boot=100, seed=0), plain
     )
+
+
+def test_the_autoencoder_basis_gets_its_own_overlap_rows_when_it_ran():
+    from test_sanity import model_tables
+
+    zero = np.zeros(len(PAIRS))
+    trained = model_tables(1, 1.0, zero) | model(1, 2.0, zero)
+    twins = [model_tables(2 + j, 0.0, zero) | model(2 + j, 0.0, zero) for j in range(2)]
+    for t in (trained, *twins):
+        extra = t["sharing"].assign(basis="sae", z=t["sharing"]["z"] * -1)
+        t["sharing"] = pd.concat([t["sharing"], extra], ignore_index=True)
+        t["sharing_correlation"] = sharing_correlation_table(
+            t["sharing"], t["separability"], KINDS, n_boot=200, n_perm=99, seed=0
+        )
+    table = sanity_table(trained, twins, KINDS, "full", 3.5, 100, 0)
+    sae = table[table["statistic"].str.endswith("(autoencoder basis)")]
+    neurons = table[table["statistic"].str.startswith("r(overlap z,")].drop(sae.index)
+    assert len(sae) == 4 and len(neurons) == 4
+    # the sign flips with the planted basis: the rows read their own basis
+    assert (np.sign(sae["trained"].to_numpy()) == -np.sign(neurons["trained"].to_numpy())).all()
+    alone = sharing_sanity_rows(trained, twins, KINDS, n_boot=100, seed=0, basis="sae")
+    pd.testing.assert_frame_equal(sae.reset_index(drop=True), alone)

@@ -47,7 +47,7 @@ from vlmbinding.controls.sanity_rows import (  # noqa: F401 - the table's column
     subset_features,
     twin_table,
 )
-from vlmbinding.controls.sharing_sanity import sharing_rows_against
+from vlmbinding.controls.sharing_sanity import sanity_bases, sharing_rows_against
 from vlmbinding.controls.verdicts import verdict
 
 # --- neurons ----------------------------------------------------------------------------
@@ -244,7 +244,8 @@ def sanity_table(
     Correlations are taken in `space`.
     When `trained` holds sharing and sharing_correlation (the sharing stage's tables),
     every twin must too, and the overlap's rows (`sharing_sanity.sharing_rows_against`)
-    follow the study's, built and combined over twins in the same way.
+    follow the study's, built and combined over twins in the same way: one set per basis
+    with overlap rows (neurons; the autoencoder basis's, marked so, when it ran).
     With one twin the difference's interval resamples each row's unit against that twin;
     with several, rows are combined by `twins.combine_twin_rows` (a prediction interval
     over twins, the unit the twin's seed, widened by the trained model's own interval).
@@ -258,7 +259,10 @@ def sanity_table(
         for j, (twin, rows) in enumerate(zip(twins, per_twin, strict=True)):
             if twin.get("sharing") is None or twin.get("sharing_correlation") is None:
                 raise ValueError(f"twin {j} has no sharing tables, the trained model has")
-            rows += sharing_rows_against(trained, twin, feature_kinds, space, n_boot, seed)
+            for basis in sanity_bases(trained["sharing"]):  # neurons; sae when it ran
+                rows += sharing_rows_against(
+                    trained, twin, feature_kinds, space, n_boot, seed, basis=basis
+                )
     table = twin_table(per_twin)
     if trained.get("trials") is None:  # a tower without a text tower: rows that say so
         extra = pd.DataFrame([_not_applicable(s, k) for s, k in TEXT_ROWS], columns=SANITY_COLUMNS)

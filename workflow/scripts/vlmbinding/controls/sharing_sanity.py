@@ -28,6 +28,15 @@ from vlmbinding.controls.sanity_rows import (
 )
 
 MEASURE_WORDS = {"overlap": "overlap z", "conjunctive": "conjunctive z", "separate": "separate z"}
+BASIS_WORDS = {"neurons": "", "sae": " (autoencoder basis)"}
+SANITY_BASES = ("neurons", "sae")  # the bases whose overlap rows the sanity table carries
+
+
+def sanity_bases(sharing: pd.DataFrame) -> list[str]:
+    """The bases of `sharing` (a sharing.parquet) with overlap rows, in SANITY_BASES order:
+    the sanity table has the overlap's rows for each (the neuron basis always first)."""
+    present = set(sharing.loc[sharing["measure"].eq("overlap"), "basis"])
+    return [b for b in SANITY_BASES if b in present]
 
 
 def _pick(table: pd.DataFrame, measure, basis, score, metric, space, subset) -> pd.Series:
@@ -102,7 +111,7 @@ def sharing_rows_against(
             )
             pixels = _pixels(trained, measure, basis, score, space, metric, features, n_boot, seed)
             words = MEASURE_WORDS.get(measure, measure)
-            statistic = f"r({words}, {metric}), {SUBSET_WORDS[subset]}"
+            statistic = f"r({words}, {metric}), {SUBSET_WORDS[subset]}{BASIS_WORDS[basis]}"
             rows.append(correlation_row(statistic, ct, cr, mt, mr, n_boot, seed, pixels))
     return rows
 
