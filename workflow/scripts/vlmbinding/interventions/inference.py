@@ -43,6 +43,8 @@ def pair_matrix(pairs: pd.DataFrame, values: np.ndarray, features: Sequence[str]
     """Symmetric [feature, feature] matrix of one value per pair (NaN where none)."""
     col = {f: j for j, f in enumerate(features)}
     out = np.full((len(features), len(features)), np.nan)
+    if not len(pairs):  # e.g. binding of a tower without a text tower: no finite value
+        return out
     i = pairs["f1"].map(col).to_numpy()
     j = pairs["f2"].map(col).to_numpy()
     out[i, j] = out[j, i] = values

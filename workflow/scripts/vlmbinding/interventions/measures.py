@@ -45,6 +45,12 @@ def trials_from_table(trials: pd.DataFrame, image_ids, caption_emb: dict[str, np
     )
 
 
+def no_trials(dim: int) -> Trials:
+    """No swapped-caption trial: a tower without a text tower (binding accuracy is NaN)."""
+    empty = np.empty((0, dim))
+    return Trials(np.empty(0, dtype=np.int64), empty, empty.copy(), [])
+
+
 def binding_accuracy(emb: np.ndarray, trials: Trials, sel: np.ndarray) -> float:
     """Fraction of the selected trials whose image is nearer its true caption (cosine)."""
     if not sel.any():

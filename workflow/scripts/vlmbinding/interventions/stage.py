@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from vlmbinding.analysis.separability import pair_classes
 from vlmbinding.interventions import ablation as ab
 from vlmbinding.interventions import controls as ctl
+from vlmbinding.interventions import full_pass as fp
 from vlmbinding.interventions import inference as inf
 from vlmbinding.interventions import selection as iv
 from vlmbinding.interventions import shared as sh
@@ -31,6 +32,7 @@ from vlmbinding.interventions.measures import (  # noqa: F401 - moved there, kep
     Trials,
     binding_accuracy,
     full_space,
+    no_trials,
     pair_measures,
     trials_from_table,
 )
@@ -98,6 +100,7 @@ def run_interventions(
     trials: Trials,
     controls: ctl.StratumIndex,
     settings: Settings,
+    embed=ab.embed_under_ablation,
 ) -> tuple[pd.DataFrame, dict]:
     """(effects table, example) for the `pairs` (f1, f2, S), one row per pair.
 
@@ -110,7 +113,10 @@ def run_interventions(
     between pairs of one stratum profile (`controls.pick_controls`) and kept for the run;
     the single-feature sets run over the pair's own images only (its two classes and its
     binding trials). The example is the before/after embedding of the two classes of the
-    pair whose own ablation moved M most beyond its controls.
+    pair whose own ablation moved M most beyond its controls. `embed` re-embeds under
+    ablation: open_clip's cached path by default; `full_pass.embed_under_ablation` (with
+    the preprocessed images as `cache` and a `full_pass.HookAblator`) for other towers.
+    Without trials (`measures.no_trials`: no text tower) the binding columns are NaN.
     """
     col = {f: j for j, f in enumerate(features)}
     all_pairs = [(a, b) for i, a in enumerate(features) for b in features[i + 1 :]]
@@ -160,7 +166,7 @@ def run_interventions(
         todo = list({keys[i]: i for i in todo}.values())
         mine = np.flatnonzero(m1 | m2 | np.isin(every, trials.image_row[sel]))
         single_sets = [sets[kind] for kind in singles if n_of(sets[kind])]
-        embedded = ab.embed_under_ablation(
+        embedded = embed(
             model,
             ablator,
             cache,
@@ -223,6 +229,16 @@ def run_interventions(
     return effects, example
 
 
+def binding_not_applicable(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary of a tower without a text tower: its dbinding rows' note says
+    `applicability.NEEDS_TEXT` (their values are NaN: no trial was scored)."""
+    from vlmbinding.models.applicability import NEEDS_TEXT
+
+    out = summary.copy()
+    out.loc[out["measure"] == "dbinding", "note"] = NEEDS_TEXT
+    return out
+
+
 def run_stage(
     entry: dict,
     weights: str | None,
@@ -244,13 +260,18 @@ def run_stage(
     and `control_match: layers_and_scale` (activation sd). Images go through the
     preprocessing the store was made with, and the unablated pass must reproduce the
     store's embeddings (else the model or the preprocessing differ from the store's, and
-    every difference would be meaningless).
+    every difference would be meaningless). open_clip's ViT re-runs blocks from a cached
+    residual stream; every other tower family (`models.towers`) runs full forward passes
+    with hooks where the extraction records (`interventions.full_pass`). A tower without a
+    text tower gets D and M only: the binding columns are NaN and the summary's dbinding
+    rows say `applicability.NEEDS_TEXT`.
     """
     from vlmbinding.analysis.binding import swapped_caption_trials, trial_captions
     from vlmbinding.analysis.gradcam import text_embeddings
     from vlmbinding.data.reading import dataset_presence, open_checked_store
     from vlmbinding.data.vocab import Vocabulary
     from vlmbinding.extraction.recording import choose_preprocess, load_images
+    from vlmbinding.models.applicability import NEEDS_TEXT, has_text_tower
     from vlmbinding.models.loading import load_entry
 
     vocab = Vocabulary.from_config(vocabulary)
@@ -266,22 +287,27 @@ def run_stage(
     model = loaded.model.eval()
     from vlmbinding.models.towers import tower_family
 
-    if (family := tower_family(model)) != "open_clip-vit":
-        raise ValueError(
-            f"models entry {entry.get('name')!r}: interventions re-run open_clip's ViT blocks "
-            f"from a cached residual stream; a {family} tower is not supported by them yet "
-            "(the other stages are)"
-        )
+    family = tower_family(model)
     dev = next(model.parameters()).device
     table = pd.read_parquet(paths["images"]).set_index("image_id")
     images = load_images(
         table.loc[image_ids, "path"].tolist(), choose_preprocess(loaded, root.attrs["preprocess"])
     )
-    per_layer = len(images) * tokens * width * 4
-    layers = ab.cached_layers(n_layers, per_layer, settings["cache_gib"] * 2**30)
-    log.info(f"caching the residual stream entering blocks {layers} ({len(images)} images)")
-    cache, emb = ab.residual_cache(model.visual, images, layers, settings["batch_size"], dev)
-    emb = emb.float().cpu().numpy()
+    if family == "open_clip-vit":
+        per_layer = len(images) * tokens * width * 4
+        layers = ab.cached_layers(n_layers, per_layer, settings["cache_gib"] * 2**30)
+        log.info(f"caching the residual stream entering blocks {layers} ({len(images)} images)")
+        cache, emb = ab.residual_cache(model.visual, images, layers, settings["batch_size"], dev)
+        emb = emb.float().cpu().numpy()
+        make_ablator, embed = ab.Ablator, ab.embed_under_ablation
+    else:
+        log.info(
+            f"a {family} tower: every condition is a full forward pass of the vision tower "
+            f"(no residual cache), hooked where the extraction records ({len(images)} images)"
+        )
+        cache = images
+        emb = fp.embed_images(model, images, settings["batch_size"], dev).numpy()
+        make_ablator, embed = fp.HookAblator, fp.embed_under_ablation
     gap = np.abs(emb - stored).max() / max(1e-12, np.abs(stored).max())
     log.info(f"unablated pass vs stored embeddings: max relative difference {gap:.2e}")
     if gap > 1e-2:
@@ -291,16 +317,21 @@ def run_stage(
         )
 
     objects = pd.read_parquet(paths["objects"])
-    trial_table = swapped_caption_trials(objects, template)
-    captions = trial_captions(trial_table)
-    with torch.no_grad():
-        cap = torch.cat(
-            [
-                text_embeddings(model, loaded.tokenizer, captions[s : s + 256]).float().cpu()
-                for s in range(0, len(captions), 256)
-            ]
-        ).numpy()
-    trials = trials_from_table(trial_table, image_ids, dict(zip(captions, cap)))
+    text = loaded.tokenizer is not None and has_text_tower(loaded.geometry)
+    if text:
+        trial_table = swapped_caption_trials(objects, template)
+        captions = trial_captions(trial_table)
+        with torch.no_grad():
+            cap = torch.cat(
+                [
+                    text_embeddings(model, loaded.tokenizer, captions[s : s + 256]).float().cpu()
+                    for s in range(0, len(captions), 256)
+                ]
+            ).numpy()
+        trials = trials_from_table(trial_table, image_ids, dict(zip(captions, cap)))
+    else:
+        log.info(f"binding accuracy: {NEEDS_TEXT}; the interventions measure D and M only")
+        trials = no_trials(stored.shape[1])
 
     pairs = iv.choose_pairs(
         pd.read_parquet(paths["superposition"]), settings["pairs"], settings["seed"]
@@ -339,7 +370,7 @@ def run_stage(
     else:
         select = pair_ratio_selector(pd.read_parquet(paths["feature_neurons"]), features, run)
     t0 = time.time()
-    with ab.Ablator(model, values) as ablator:
+    with make_ablator(model, values) as ablator:
         effects, example = run_interventions(
             model,
             ablator,
@@ -352,6 +383,7 @@ def run_stage(
             trials,
             ctl.StratumIndex(strata),
             run,
+            embed,
         )
     log.info(f"{len(pairs)} pairs in {time.time() - t0:.1f} s")
     effects["ablation"] = settings["ablation"]
@@ -366,4 +398,6 @@ def run_stage(
         statistics["seed"],
         covariate="overlap" if select_how == "shared" else "S",
     )
+    if not text:
+        summary = binding_not_applicable(summary)
     return effects, summary, example
