@@ -11,6 +11,7 @@ from workflow_api import parse_workflow
 
 from vlmbinding.workflow import targets
 from vlmbinding.workflow.entries import model_entries
+from vlmbinding.workflow.params import replicated_models
 
 
 @pytest.mark.parametrize("mode", ["model", "reference"])
@@ -39,9 +40,9 @@ def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_p
         "separability": ("measure_separability", "table", models),
         "zero_shot": ("train_toy_model", "zero_shot", toys),
     }
-    inputs = targets.comparison_inputs(
-        {m["name"]: m for m in model_entries(tiny_config)}, tiny_config
-    )
+    by_name = {m["name"]: m for m in model_entries(tiny_config)}
+    made_by["entropy_halves"] = ("resample_entropy", "table", replicated_models(by_name))
+    inputs = targets.comparison_inputs(by_name, tiny_config)
     assert set(inputs) == set(made_by) | {"sharing", "sharing_correlation"}
     assert not tiny_config["sharing"]["enabled"] and not inputs.pop("sharing")
     assert not inputs.pop("sharing_correlation")
@@ -52,5 +53,7 @@ def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_p
         assert inputs[key] == expand(pattern, model=names), key
     entries = rule.params.entries
     assert entries["models"] == models and entries["toy"] == [m in toys for m in models]
+    pooled = replicated_models(by_name)
+    assert entries["entropy_replicates"] == [m in pooled for m in models]
     assert len(entries["seeds"]) == len(models) and list(entries) == sorted(entries)
     assert "results/comparison/models.png" in [str(f) for f in rule.output]

@@ -176,6 +176,7 @@ rule compare_models:
         ),
         pdf="results/comparison/models.pdf",
         pooled="results/comparison/replicates.tsv",
+        entropy="results/comparison/replicate_entropy.tsv",
         means="results/comparison/replicate_means.tsv",
         differences="results/comparison/replicate_differences.tsv",
         replicates_png=report(

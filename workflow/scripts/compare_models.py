@@ -10,7 +10,7 @@ from vlmbinding.analysis.cross_model import (
     sharing_pair_table,
     sharing_summary,
 )
-from vlmbinding.analysis.pooling import pool_replicate_pairs
+from vlmbinding.analysis.pooling import pool_replicate_entropy, pool_replicate_pairs
 from vlmbinding.data.vocab import Vocabulary
 from vlmbinding.logs import to_file
 from vlmbinding.report import figures
@@ -66,6 +66,14 @@ if overlap_by_base:  # the same pooling for the overlap z: shared features count
     )
     pooled = pd.concat([pooled, more], ignore_index=True)
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
+# images (one half sample for all seeds) and seeds resampled: shared images counted once
+halves = iter(snakemake.input.entropy_halves)  # one per replicate pooled, in model order
+halves_by_base = {}
+for base, pooled_here in zip(entries["bases"], entries["entropy_replicates"]):
+    if pooled_here:
+        halves_by_base.setdefault(base, []).append(pd.read_parquet(next(halves)))
+entropy = pool_replicate_entropy(halves_by_base, stats["bootstrap"], stats["seed"])
+entropy.to_csv(snakemake.output.entropy, sep="\t", index=False)
 means = replicate_means(summary)
 means.to_csv(snakemake.output.means, sep="\t", index=False)
 differences = base_differences(summary)
@@ -109,6 +117,19 @@ with open(snakemake.output.html, "w") as f:
                     "r_sd over seeds and seed_ci_low/high, the Student t interval of their mean "
                     "r (k - 1 df).",
                     pooled,
+                ),
+                (
+                    "Entropy pooled over seeds, per base model",
+                    "Per base model with two or more trained replicates: the median neuron "
+                    "entropy (bits) and the share of neurons under the entropy threshold, "
+                    "pooled = the mean over seeds of each seed's value on all images; "
+                    "ci_low/ci_high a 95% interval that resamples the images (half samples of "
+                    "the images, the same images for every seed on one dataset, so the error "
+                    "the seeds share counts once) and the seeds themselves; it always contains "
+                    "image_ci_low/high, the images-only interval with every seed kept. The "
+                    "spread between seeds on its own: sd over seeds and seed_ci_low/high, the "
+                    "Student t interval of their mean (k - 1 df).",
+                    entropy,
                 ),
                 (
                     "Other statistics over seeds, per base model",

@@ -79,6 +79,7 @@ _PUBLIC = {
     "sharing_table": "analysis.sharing_stage",
     "sharing_correlation_table": "analysis.sharing_stage",
     "pool_replicates": "analysis.cross_model",
+    "pool_replicate_entropy": "analysis.pooling",
     "pool_replicate_pairs": "analysis.pooling",
     # controls
     "pixel_separability": "controls.pixels",

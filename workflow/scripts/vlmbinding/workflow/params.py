@@ -58,17 +58,28 @@ def entry_seeds(config: dict, entry: dict) -> list[int | None]:
 
 def comparison_params(config: dict, models: dict, no_text=()) -> dict:
     """Per model, in model order, what the cross-model view labels its rows with: the name,
-    whether it is a toy model, its base entry, its role, `entry_seeds` and whether it has a
-    text tower (not in `no_text`: the binding test ran)."""
+    whether it is a toy model, its base entry, its role, `entry_seeds`, whether it has a
+    text tower (not in `no_text`: the binding test ran) and whether its entropy half
+    samples are pooled over seeds (`replicated_models`)."""
     entries = list(models.values())
+    pooled = replicated_models(models)
     return {
         "bases": [m["base"] for m in entries],
+        "entropy_replicates": [name in pooled for name in models],
         "models": list(models),
         "roles": [m["role"] for m in entries],
         "seeds": [entry_seeds(config, m) for m in entries],
         "text": [name not in no_text for name in models],
         "toy": [m["weights"] == "toy" for m in entries],
     }
+
+
+def replicated_models(models: dict) -> list[str]:
+    """The trained models (names, in order) whose base entry has two or more trained
+    replicates: their entropy half samples are pooled over seeds in the cross-model view."""
+    trained = [(n, m["base"]) for n, m in models.items() if m["role"] != "random"]
+    bases = [b for _, b in trained]
+    return [n for n, b in trained if bases.count(b) >= 2]
 
 
 def vocabulary_params(config: dict) -> dict:

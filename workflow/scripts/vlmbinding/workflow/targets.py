@@ -10,7 +10,7 @@ from collections.abc import Collection
 
 from vlmbinding.models.weights import weights_kind
 from vlmbinding.workflow.entries import dataset_dir, extra_twin, random_twins_of
-from vlmbinding.workflow.params import robustness_pools
+from vlmbinding.workflow.params import replicated_models, robustness_pools
 
 # figures of stages that need a text tower (Grad-CAM, the binding test)
 TEXT_FIGURES = ("gradcam", "binding_vs_S")
@@ -223,7 +223,8 @@ def comparison_inputs(
 ) -> dict[str, list[str]]:
     """The tables of every model the cross-model view reads, in model order (a zero-shot
     table only for each toy model; binding tables only for models with a text tower, not in
-    `no_text`; the sharing tables when sharing.enabled, else none)."""
+    `no_text`; the sharing tables when sharing.enabled, else none; the entropy half samples
+    of each trained replicate of a base with two or more, `params.replicated_models`)."""
     tables = {
         "correlation": "correlation.parquet",
         "neurons": "neurons.parquet",
@@ -236,6 +237,9 @@ def comparison_inputs(
     out["binding_correlation"] = [f"results/{name}/binding/correlation.parquet" for name in texts]
     toys = [name for name, m in models.items() if m["weights"] == "toy"]
     out["zero_shot"] = [f"results/{name}/toy_model/zero_shot.tsv" for name in toys]
+    out["entropy_halves"] = [
+        f"results/{name}/controls/entropy_halves.parquet" for name in replicated_models(models)
+    ]
     for key in ("sharing", "sharing_correlation"):
         out[key] = comparison_sharing(models, config, f"{key}.parquet")
     return out
