@@ -28,6 +28,7 @@ def run(tmp_path_factory):
         "results/toy/figures/specification_curve.png",
         "results/toy/correlation.parquet",
         "results/toy/replicate-1/correlation.parquet",
+        "results/comparison/replicate_entropy.tsv",
     ]
     run_workflow(work, config, *targets)
     return work, config
@@ -41,6 +42,17 @@ def test_replicates_are_trained_with_their_own_seed_into_their_own_folder(run):
     ]
     assert digests[0] != digests[1]
     assert (work / "results/toy/replicate-1/activations.zarr").is_dir()
+
+
+def test_the_entropy_is_pooled_over_the_replicate_seeds(run):
+    work, _ = run
+    table = pd.read_csv(work / "results/comparison/replicate_entropy.tsv", sep="\t")
+    assert list(table["base"]) == ["toy", "toy"] and (table["k"] == 2).all()
+    assert table["measure"].iloc[0] == "median entropy"
+    assert table["measure"].iloc[1].startswith("share under")
+    # never narrower than what the images alone allow
+    assert (table["ci_low"] <= table["image_ci_low"] + 1e-12).all()
+    assert (table["ci_high"] >= table["image_ci_high"] - 1e-12).all()
 
 
 def test_the_specification_grid_holds_the_main_analysis_as_one_cell(run):

@@ -52,6 +52,8 @@ def run(tmp_path_factory):
     config["robustness"] = {"enabled": False}  # the specification curve reads any store alike
     config["analysis"].update(bootstrap=100)
     config["gradcam"] = {"n_images": 2}
+    # interventions on D and M for every tower (full forward passes for these families)
+    config["interventions"] = {"enabled": True, "pairs": 8, "control_draws": 2}
     proc = run_workflow(work, config)
     return work, proc
 
@@ -111,3 +113,18 @@ def test_a_siglip_tower_without_cls_runs_gradcam_and_binding(run):
     assert len(shares) > 0
     assert NEEDS_TEXT not in (results / "tables.html").read_text()
     assert (results / "figures" / "gradcam.png").exists()
+
+
+def test_interventions_run_on_every_tower_and_leave_binding_empty_without_a_text_tower(run):
+    work, _ = run
+    for name in (EYES, SIGLIP):
+        effects = pd.read_parquet(work / "results" / name / "interventions" / "effects.parquet")
+        ablated = effects[effects["n_neurons"] > 0]
+        assert len(ablated) and np.isfinite(ablated[["dD", "dM"]]).all().all(), name
+        assert (work / "results" / name / "figures" / "interventions.png").stat().st_size > 0
+    eyes = pd.read_parquet(work / "results" / EYES / "interventions" / "effects.parquet")
+    assert eyes.filter(like="dbinding").isna().all().all()
+    summary = pd.read_csv(work / "results" / EYES / "interventions" / "summary.tsv", sep="\t")
+    assert (summary.loc[summary["measure"] == "dbinding", "note"] == NEEDS_TEXT).all()
+    log = (work / "logs" / "intervene_neurons" / f"{EYES}.log").read_text()
+    assert "not applicable" in log
