@@ -83,7 +83,11 @@ class Ablator:
         if not getattr(model.visual.transformer, "batch_first", True):
             raise ValueError("ablation expects a batch-first vision transformer (open_clip >= 2.2)")
         device = next(model.parameters()).device
-        self.values = [v.to(device) for v in values]
+        self._hooking([b.ls_2 for b in self.blocks], [v.to(device) for v in values])
+
+    def _hooking(self, modules: Sequence, values: Sequence[torch.Tensor]) -> None:
+        """Hook `modules` (one per layer, in order) with `values` as the replacements."""
+        self.modules, self.values = list(modules), list(values)
         self.masks: dict[int, torch.Tensor] = {}
         self.handles = []
 
@@ -97,9 +101,7 @@ class Ablator:
         return hook
 
     def __enter__(self):
-        self.handles = [
-            b.ls_2.register_forward_hook(self._hook(i)) for i, b in enumerate(self.blocks)
-        ]
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.modules)]
         return self
 
     def __exit__(self, *exc):

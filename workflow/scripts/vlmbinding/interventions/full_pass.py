@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from vlmbinding.interventions.ablation import condition_masks, replace_units
+from vlmbinding.interventions.ablation import Ablator, condition_masks
 from vlmbinding.models import towers
 
 
@@ -34,44 +34,20 @@ def scaled_replacement(values: torch.Tensor, scale: torch.Tensor | None) -> torc
     return torch.where(s != 0, values / torch.where(s != 0, s, torch.ones_like(s)), 0.0)
 
 
-class HookAblator:
-    """Forward hooks on every block's recorded MLP output that replace the units in `masks`.
-
-    Same interface as `ablation.Ablator`: `masks` maps a layer to a bool tensor
-    [batch, width] (a row per image of the batch); layers not in it run untouched.
-    """
+class HookAblator(Ablator):
+    """`ablation.Ablator` on the modules the extraction records (`towers.mlp_points`) of any
+    tower family: `masks` maps a layer to a bool tensor [batch, width] (a row per image of
+    the batch); layers not in it run untouched."""
 
     def __init__(self, model, values: Sequence[torch.Tensor]):
         self.points = towers.mlp_points(model)
         if len(values) != len(self.points):
             raise ValueError(f"{len(values)} layers of values for {len(self.points)} blocks")
         device = next(model.parameters()).device
-        self.values = [
-            scaled_replacement(v.to(device), p.scale) for v, p in zip(values, self.points)
-        ]
-        self.masks: dict[int, torch.Tensor] = {}
-        self.handles = []
-
-    def _hook(self, layer):
-        def hook(_module, _inputs, output):
-            mask = self.masks.get(layer)
-            if mask is None:
-                return None
-            return replace_units(output, mask, self.values[layer])
-
-        return hook
-
-    def __enter__(self):
-        self.handles = [
-            p.module.register_forward_hook(self._hook(i)) for i, p in enumerate(self.points)
-        ]
-        return self
-
-    def __exit__(self, *exc):
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-        self.masks = {}
+        self._hooking(
+            [p.module for p in self.points],
+            [scaled_replacement(v.to(device), p.scale) for v, p in zip(values, self.points)],
+        )
 
 
 @torch.no_grad()
