@@ -51,6 +51,7 @@ try:
     GEOMETRY = checks.geometries(MODELS, ARCH_DIR)
     LAYERS = checks.check_analysis(config, GEOMETRY, IMAGE_IDS)
     checks.check_sharing(config, GEOMETRY, LAYERS, len(IMAGE_IDS))
+    checks.check_pooling_head(config, GEOMETRY, MODELS)
     checks.check_sae(config, MODELS, len(IMAGE_IDS))
     SHARING_PARTS = targets.sharing_parts(config)
 except (ConfigError, DatasetError, ValueError) as e:

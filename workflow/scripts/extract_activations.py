@@ -29,4 +29,5 @@ extract_activations(
     workers=a["loader_threads"],
     encode_threads=snakemake.threads,
     model_name=m["name"],
+    pooling_head=a.get("pooling_head", False),  # in params only when on
 )

@@ -31,6 +31,7 @@ from torchvision import transforms
 
 from vlmbinding.extraction import store as st
 from vlmbinding.extraction.metadata import store_arrays, store_attributes, token_order  # noqa: F401
+from vlmbinding.extraction.pooling_head import head_recorder, pooling_head_attrs
 from vlmbinding.extraction.store import layer_slice, open_store  # noqa: F401 - re-exported for callers
 from vlmbinding.models import towers
 
@@ -325,12 +326,14 @@ def extract_activations(
     overlap: bool = True,
     encode_threads: int | None = None,
     model_name: str = "",
+    pooling_head: bool = False,
 ) -> Path:
     """Run the vision tower over every image and stream its MLP outputs to `out_path`.
 
     Rows follow `image_paths`. The store is built under `<out_path>.partial` and renamed
     when complete, so an interrupted run never leaves something that looks finished.
     `overlap=False` loads, computes and writes one batch after the other (same output).
+    `pooling_head` also records the attention-pooling head's MLP (`extraction.pooling_head`).
     """
     model = loaded.model.eval()
     device = next(model.parameters()).device
@@ -342,6 +345,8 @@ def extract_activations(
     transform = choose_preprocess(loaded, preprocess)
     out_path = Path(out_path)
     arrays = store_arrays(store, n_layers, width, geometry["tokens"], geometry["embed_dim"], dtype)
+    head = head_recorder(pooling_head, model, center_mlp_out, getattr(torch, dtype), model_name)
+    arrays.update(head.arrays(dtype) if head else {})
     root = st.create_store(
         out_path, list(image_ids), arrays, batch_size, width, codec, compression_level, layout
     )
@@ -349,7 +354,7 @@ def extract_activations(
     copies = HostCopies(device, limit=4)
     t0, done = time.time(), 0
     try:
-        with st.zarr_threads(encode_threads):
+        with st.zarr_threads(encode_threads), head or nullcontext():
             writer = BatchWriter(
                 root, 2 if overlap else 0, layout == "layer-chunks", WRITERS, image_ids, dtype
             )
@@ -366,6 +371,7 @@ def extract_activations(
                         AUTOCAST[autocast],
                     )
                     outputs = device_outputs(mlp, emb, store, geometry["n_prefix_tokens"])
+                    outputs.update(head.pop() if head else {})
                     writer.put(start, *copies.take(outputs))
                     done += len(images)
                     rate = done / (time.time() - t0)
@@ -390,8 +396,10 @@ def extract_activations(
             "compression_level": compression_level,
             "layout": layout,
             "autocast": autocast,
+            "pooling_head": pooling_head,
         }
         attrs = store_attributes(identity, geometry, n_layers, image_ids, settings)
+        attrs.update(pooling_head_attrs(head.width) if head else {})
         st.close_store(root, out_path, attrs)
     except BaseException:
         shutil.rmtree(st.partial_path(out_path), ignore_errors=True)

@@ -89,6 +89,24 @@ def mlp_points(model: torch.nn.Module) -> list[MlpPoint]:
     return [mlp_point(b, family) for b in vision_blocks(model)]
 
 
+def pooling_head_mlp(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The MLP of the tower's attention-pooling head, or None if it has none.
+
+    timm trunks (SigLIP, SigLIP2, PE-Core in open_clip): `trunk.attn_pool.mlp`
+    (`AttentionPoolLatent`: `x = x + mlp(norm(x))`, no layer scale); transformers SigLIP:
+    `<vision tower>.head.mlp` (`hidden = residual + mlp(layernorm(hidden))`). Its output, the
+    quantity before it joins the head's residual, is [batch, latent tokens, width]."""
+    family = tower_family(model)
+    if family in ("timm-vit", "timm-eva"):
+        head = getattr(model.visual.trunk, "attn_pool", None)
+    elif family == "transformers":
+        head = getattr(model.tower, "head", None)
+    else:
+        head = None  # open_clip's own ViT: CLS or mean pooling, CoCa's attentional pool
+    mlp = getattr(head, "mlp", None)
+    return mlp if isinstance(mlp, torch.nn.Module) else None
+
+
 def input_norm(block: torch.nn.Module) -> torch.nn.Module:
     """The block's first LayerNorm (Grad-CAM's `ln_1` choice) in any family."""
     for name in ("ln_1", "norm1", "layer_norm1"):

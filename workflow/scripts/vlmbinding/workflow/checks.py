@@ -14,6 +14,7 @@ from pathlib import Path
 from vlmbinding.data import external as ext
 from vlmbinding.data.crop import crops_to_square
 from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.extraction.pooling_head import pooling_head_problem
 from vlmbinding.models.architectures import architecture_config, hub_model_config, vision_geometry
 from vlmbinding.models.hf_config import transformers_model_config
 from vlmbinding.models.weights import weights_kind
@@ -103,6 +104,17 @@ def check_analysis(config: dict, geometries: dict[str, dict], ids: list[str]) ->
         except ConfigError as e:
             raise ConfigError(f"{e} (models entry {name!r})") from None
     return layers
+
+
+def check_pooling_head(config: dict, geometries: dict[str, dict], models: dict) -> None:
+    """activations.pooling_head: true needs an attention-pooling head in every tower; the
+    error names the first models entry without one (torch-free, from the geometry)."""
+    if not config["activations"].get("pooling_head"):
+        return
+    for name, geometry in geometries.items():
+        problem = pooling_head_problem(geometry)
+        if problem:
+            raise ConfigError(f"models entry {user_entry(models[name])!r}: {problem}")
 
 
 def model_geometry(entry: dict, arch_dir: Path) -> dict:

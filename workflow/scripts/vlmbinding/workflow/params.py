@@ -26,7 +26,12 @@ def dataset_seed_params(config: dict, seed: int | str) -> dict:
 
 
 def activation_params(config: dict) -> dict:
-    return sorted_dict(config["activations"])
+    """The activations block; `pooling_head` only when on, so that stores written before the
+    option existed (the same arrays) are not rerun."""
+    block = sorted_dict(config["activations"])
+    if not block.get("pooling_head"):
+        block.pop("pooling_head", None)
+    return block
 
 
 def toy_settings(config: dict, entry: dict) -> dict:
