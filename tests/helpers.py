@@ -101,3 +101,23 @@ def save_siglip_checkpoint(path, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     save_checkpoint(from_config(cfg, "ViT-B-16-SigLIP").model, cfg, path)
     return cfg
+
+
+# open_clip architectures whose config the small timm towers above override (the registers
+# tower has no open_clip config of its own: its timm trunk replaces ViT-B-16's vision tower)
+TIMM_ARCHS = {"eva02": "EVA02-B-16", "pe-core": "PE-Core-B-16", "registers": "ViT-B-16"}
+
+
+def save_timm_checkpoint(path, kind: str, seed: int = 0) -> dict:
+    """A random-weights checkpoint of small timm tower `kind` (TIMM_CFGS) that carries its
+    model_cfg; returns the models entry's `arch` and `model_cfg` (the overrides)."""
+    import copy
+
+    from vlmbinding.models.architectures import architecture_config
+    from vlmbinding.models.loading import save_checkpoint
+
+    arch, overrides = TIMM_ARCHS[kind], copy.deepcopy(TIMM_CFGS[kind])
+    cfg = architecture_config(arch, None, overrides)
+    torch.manual_seed(seed)
+    save_checkpoint(from_config(cfg, arch).model, cfg, path)
+    return {"arch": arch, "model_cfg": overrides, "weights": str(path)}

@@ -2,7 +2,10 @@
 random weights. A transformers vision-only tower (a CLIPVisionModel folder written here, as
 LLaVA's eyes are shipped) and its random-weights twin run every image-side stage; Grad-CAM
 and the binding test are reported as not applicable. A SigLIP-like open_clip tower (a timm
-trunk without a CLS token, attention pool) runs everything, Grad-CAM and binding included."""
+trunk without a CLS token, attention pool) runs everything, Grad-CAM and binding included.
+Small EVA02-, PE-Core- and register towers (timm trunks in open_clip checkpoint files) run
+the tiny configuration too, PE-Core's with its pooling head's MLP recorded
+(activations.pooling_head)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_workflow
-from helpers import SIGLIP_OVERRIDES, save_clip_vision, save_siglip_checkpoint
+from helpers import (
+    SIGLIP_OVERRIDES,
+    save_clip_vision,
+    save_siglip_checkpoint,
+    save_timm_checkpoint,
+)
 
 from vlmbinding.extraction.recording import open_store
 from vlmbinding.models.applicability import NEEDS_TEXT
@@ -128,3 +136,88 @@ def test_interventions_run_on_every_tower_and_leave_binding_empty_without_a_text
     assert (summary.loc[summary["measure"] == "dbinding", "note"] == NEEDS_TEXT).all()
     log = (work / "logs" / "intervene_neurons" / f"{EYES}.log").read_text()
     assert "not applicable" in log
+
+
+# --- EVA02, PE-Core and register towers (timm trunks), random weights, 12 images ---------------
+EVA, PE, REG = "eva02", "pe-core", "registers"
+
+
+def timm_config(work, kinds, **activations):
+    """The tiny configuration with small timm towers `kinds` (checkpoint files written here),
+    no random twins, no specification curve; Grad-CAM on 2 images."""
+    import yaml
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["models"] = [
+        {"name": k, **save_timm_checkpoint(work / f"{k}.pt", k, seed=i), "random_twin": False}
+        for i, k in enumerate(kinds)
+    ]
+    config["robustness"] = {"enabled": False}
+    config["gradcam"] = {"n_images": 2}
+    config["activations"].update(activations)
+    return config
+
+
+@pytest.fixture(scope="module")
+def timm_runs(tmp_path_factory):
+    """Two runs: EVA02 and the register tower; PE-Core alone with activations.pooling_head."""
+    work = tmp_path_factory.mktemp("timm-towers")
+    run_workflow(work / "a", timm_config(work, [EVA, REG]))
+    run_workflow(work / "b", timm_config(work, [PE], pooling_head=True))
+    return {EVA: work / "a", REG: work / "a", PE: work / "b"}
+
+
+def test_eva02_pe_core_and_register_towers_record_their_token_layout(timm_runs):
+    expected = {  # tokens = 4 x 4 patches + prefix, prefix, CLS, registers, family, pool
+        EVA: (17, 1, True, 0, "timm-eva", "token"),
+        PE: (17, 1, True, 0, "timm-eva", "map"),
+        REG: (21, 5, True, 4, "timm-vit", "avg"),
+    }
+    for name, (tokens, prefix, cls, registers, tower, pool) in expected.items():
+        root = open_store(timm_runs[name] / "results" / name / "activations.zarr")
+        attrs = root.attrs
+        got = (attrs["tokens"], attrs["n_prefix_tokens"], attrs["cls_token"])
+        assert got == (tokens, prefix, cls) and tokens == 4 * 4 + prefix, name
+        assert (attrs["n_registers"], attrs["tower"], attrs["pool"]) == (registers, tower, pool)
+        assert attrs["token_grid"] == [4, 4]
+        assert root["mlp_out"].shape == (12, tokens, 2 * 64), name
+        assert ("pooling_head_mlp" in root) == (name == PE), name
+
+
+def test_the_pooling_head_is_recorded_and_the_analysis_reads_the_blocks(timm_runs):
+    from vlmbinding.extraction.pooling_head import read_pooling_head
+
+    root = open_store(timm_runs[PE] / "results" / PE / "activations.zarr")
+    head = read_pooling_head(root)
+    assert head.shape == (12, 64) and np.isfinite(head).all() and np.abs(head).max() > 0
+    assert root.attrs["pooling_head"] is True
+    neurons = pd.read_parquet(timm_runs[PE] / "results" / PE / "neurons.parquet")
+    assert set(neurons["layer"]) == {0, 1}  # the blocks only: the head is no analysed layer
+
+
+def test_timm_towers_run_every_stage_of_the_tiny_configuration(timm_runs):
+    for name, work in timm_runs.items():
+        results = work / "results" / name
+        for f in (
+            "neurons.parquet",
+            "superposition.parquet",
+            "separability.parquet",
+            "binding/trials.parquet",
+            "gradcam/shares.parquet",
+            "tables.html",
+        ):
+            assert (results / f).stat().st_size > 0, (name, f)
+        assert NEEDS_TEXT not in (results / "tables.html").read_text()
+        assert len(pd.read_parquet(results / "neurons.parquet")) == 2 * 64  # 2 blocks of 64
+    comparison = pd.read_csv(timm_runs[EVA] / "results" / "comparison" / "models.tsv", sep="\t")
+    assert set(comparison["model"]) == {EVA, REG}
+
+
+def test_the_pooling_head_option_stops_a_run_with_a_tower_without_one(tmp_path):
+    config = timm_config(tmp_path, [PE, EVA], pooling_head=True)
+    proc = run_workflow(tmp_path / "w", config, "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "models entry 'eva02': activations.pooling_head: true" in out
+    assert "no attention-pooling head" in out

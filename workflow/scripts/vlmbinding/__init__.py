@@ -37,6 +37,7 @@ _PUBLIC = {
     "open_checked_store": "data.reading",
     # extraction
     "open_store": "extraction.store",
+    "read_pooling_head": "extraction.pooling_head",
     # analysis: neurons and S
     "reduce_tokens": "analysis.neurons",
     "top_k_images": "analysis.neurons",

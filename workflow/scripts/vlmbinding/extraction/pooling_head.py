@@ -12,8 +12,8 @@ head's residual, as for the blocks) is recorded into a separate array
 in both store modes (a reduction over one token is the token). No analysis stage reads it
 yet: the stages' layers are block indices (`neurons/layer_<l>.parquet`, the `{layer}`
 wildcard is a number), and the head is not a block. It is there for analyses of the head's
-units (`read_pooling_head`, e.g. `neuron_statistics` on it by hand); the analysis keeps using
-the blocks.
+units (`read_pooling_head`, e.g. `analysis.neurons.neuron_table` on it by hand); the
+analysis keeps using the blocks.
 
 Importing this module does not import torch (the start-up check uses it).
 """
