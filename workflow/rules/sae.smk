@@ -130,3 +130,56 @@ rule resolve_sae:
         sae=sae_params(config, "resolved"),
     script:
         "../scripts/resolve_sae.py"
+
+
+localrules:
+    plot_sae,
+
+
+rule plot_sae:
+    """The autoencoder basis: its overlap against D and M, training curves, resolved pairs."""
+    input:
+        sharing="results/{model}/sharing.parquet",
+        separability="results/{model}/separability.parquet",
+        correlation="results/{model}/sharing_correlation.parquet",
+        resolved=rules.resolve_sae.output.table,
+        training=lambda w: targets.sae_files(
+            config,
+            w.model,
+            sharing_pool(config, LAYERS[w.model])["layers"],
+            "training",
+        ),
+    output:
+        overlap_png=report(
+            "results/{model}/figures/sharing_sae.png",
+            caption="../report/sharing_sae.rst",
+            category="Neuron sharing",
+            subcategory="{model}",
+            labels={"figure": "overlap z in the autoencoder basis against D and M"},
+        ),
+        overlap_pdf="results/{model}/figures/sharing_sae.pdf",
+        training_png=report(
+            "results/{model}/figures/sae_training.png",
+            caption="../report/sae_training.rst",
+            category="Neuron sharing",
+            subcategory="{model}",
+            labels={"figure": "autoencoder training curves"},
+        ),
+        training_pdf="results/{model}/figures/sae_training.pdf",
+        resolved_png=report(
+            "results/{model}/figures/sae_resolved.png",
+            caption="../report/sae_resolved.rst",
+            category="Neuron sharing",
+            subcategory="{model}",
+            labels={"figure": "pairs the autoencoder basis resolves"},
+        ),
+        resolved_pdf="results/{model}/figures/sae_resolved.pdf",
+    log:
+        "logs/plot_sae/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        space=config["figures"]["space"],
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/plot_sae.py"
