@@ -16,7 +16,13 @@ pytestmark = pytest.mark.slow
 
 TARGETS = [
     f"results/toy/{f}"
-    for f in ("sharing.parquet", "sharing_correlation.parquet", "geometry_beyond.parquet")
+    for f in (
+        "sharing.parquet",
+        "sharing_correlation.parquet",
+        "geometry_beyond.parquet",
+        "figures/geometry.png",
+        "sharing.html",
+    )
 ]
 
 
@@ -61,3 +67,12 @@ def test_the_beyond_table_has_every_block_metric_and_score(geometry):
     assert set(beyond["layers"]) == {"0", "1"} and set(beyond["score"]) == {"value", "z"}
     assert {"D", "M", "accuracy"} == set(beyond["metric"])
     assert np.isfinite(beyond.loc[beyond["metric"] != "accuracy", "r"]).all()
+
+
+def test_the_report_has_the_geometry_figure_and_page(geometry):
+    assert (geometry / "results/toy/figures/geometry.png").stat().st_size > 0
+    page = (geometry / "results/toy/sharing.html").read_text()
+    for block in ("0", "1"):
+        assert f"Neuron sharing ω (encoding geometry), neuron basis, block {block}" in page
+        assert f"Block {block}: partial r(ω, D | ι)" in page
+    assert "r(ι, D) over 120 pairs" in page

@@ -20,11 +20,14 @@ from vlmbinding.analysis.sharing_stage import SHARING_COLUMNS
 pytestmark = pytest.mark.slow
 
 SAE_JOBS = {"train_sae", "measure_sharing_sae", "resolve_sae"}
-DOWNSTREAM = {"gather_sharing", "correlate_sharing", "plot_sharing"}
+DOWNSTREAM = {"gather_sharing", "correlate_sharing", "plot_sharing", "plot_sae", "tabulate_sharing"}
+SAE_FIGURES = ("sharing_sae", "sae_training", "sae_resolved")
 TARGETS = [
     "results/toy/sharing_correlation.parquet",
     "results/toy/figures/sharing.png",
     "results/toy/sae/resolved.tsv",
+    "results/toy/sharing.html",
+    *(f"results/toy/figures/{f}.png" for f in SAE_FIGURES),
 ]
 
 
@@ -82,6 +85,17 @@ def test_the_resolved_table_compares_the_bases(sae_run):
     overlap = table[table["measure"].eq("overlap")]
     assert overlap["sae_seed"].astype(str).tolist() == ["mean", "0", "1"]
     assert (overlap["n_pairs"] == 120).all() and np.isfinite(overlap["r_z"]).all()
+
+
+def test_the_report_has_the_autoencoder_figures_and_page(sae_run):
+    work, _ = sae_run
+    for f in SAE_FIGURES:
+        assert (work / f"results/toy/figures/{f}.png").stat().st_size > 0
+    page = (work / "results/toy/sharing.html").read_text()
+    assert "S, the study&#x27;s additive score" in page
+    assert "Co-tuned neuron overlap, autoencoder basis, layers 0,1" in page
+    assert "What the autoencoder basis resolves" in page and "Layer 1: 2 autoencoder(s)" in page
+    assert "r(overlap z, D) over 120 pairs" in page
 
 
 def test_changing_k_reruns_only_the_autoencoder_jobs(sae_run):
