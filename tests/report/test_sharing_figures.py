@@ -130,7 +130,7 @@ def test_the_training_figure_has_a_line_per_layer_and_seed(tmp_path):
     fig = sae_training({"0": curve, "3": curve})
     assert len(fig.axes) == 3 and all(len(ax.lines) == 4 for ax in fig.axes)
     assert [ax.get_ylabel().split(" ")[0] for ax in fig.axes] == ["training", "fraction", "dead"]
-    assert all(ax.get_xlabel() == "step (epoch)" for ax in fig.axes)
+    assert all(ax.get_xlabel() == "training step" for ax in fig.axes)
     save_figure(fig, tmp_path / "t.png")
     assert (tmp_path / "t.png").exists()
     with pytest.raises(ValueError, match="layer 3: training.tsv lacks \\['fvu'\\]"):

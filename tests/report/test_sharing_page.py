@@ -81,6 +81,13 @@ def sanity():
     )
 
 
+def test_rows_of_the_same_pairs_are_said_once():
+    corr = pd.DataFrame(
+        [row("accuracy", -0.1, 0.6, "all", 25), row("accuracy", -0.1, 0.6, "no_position", 25)]
+    )
+    assert len(measure_sentences(corr, "overlap z")) == 1
+
+
 def test_the_twin_comparison_follows_the_row_of_its_basis():
     corr = pd.DataFrame([row("D", -0.36, 0.001), row("accuracy", -0.1, 0.6, n=25)])
     text = " ".join(measure_sentences(corr, "overlap z", measure="overlap", sanity=sanity()))

@@ -150,7 +150,11 @@ def measure_sentences(
     out = []
     rows = correlation[correlation["space"].isin([space, "binding"])]
     for metric in ("D", "M", "accuracy"):
+        seen = set()
         for row in rows[rows["metric"].eq(metric)].to_dict("records"):
+            if row["n_pairs"] in seen:  # the same pairs as the row before (no position among
+                continue  # them: binding accuracy, colour x shape measures): said once
+            seen.add(row["n_pairs"])
             out.append(correlation_sentence(row, name))
             twin = _sanity_row(sanity, _statistic(measure, basis, metric, row["subset"]))
             if twin is not None and metric != "accuracy":
@@ -195,15 +199,19 @@ def resolved_sentences(resolved: pd.DataFrame) -> list[str]:
             f"{MEASURE_TITLES.get(measure, measure)}: {int(m['shared_neurons'])} of "
             f"{int(m['n_pairs'])} pairs share in the neuron basis (z > {m['threshold']:.3g}); "
             f"{int(m['resolved'])} of them do not in the seeds' mean sparse basis (resolved "
-            f"share {_num(m['resolved_share'])}); {int(m['shared_sae'])} pairs share in the "
+            f"share {_num(m['resolved_share'])}); {_n_pairs(m['shared_sae'])} share in the "
             f"sparse basis, {int(m['shared_both'])} in both; the pairs' z correlate between "
             f"the bases with r {_num(m['r_z'])} (ρ {_num(m['rho_z'])})"
         )
-        if len(seeds):
+        if np.isfinite(seeds["resolved_share"].astype(float)).any():
             low, high = seeds["resolved_share"].min(), seeds["resolved_share"].max()
             text += f"; per seed the resolved share is {_num(low)} to {_num(high)}"
         out.append(text + ".")
     return out
+
+
+def _n_pairs(n) -> str:
+    return "1 pair" if int(n) == 1 else f"{int(n)} pairs"
 
 
 def training_sentences(curves: Mapping[str, pd.DataFrame]) -> list[str]:

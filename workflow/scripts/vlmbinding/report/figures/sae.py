@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from vlmbinding.report.figures.style import _styled
 
 TRAINING_PANELS = {
-    "loss": "training loss (reconstruction MSE)",
+    "loss": "training loss",
     "fvu": "fraction of variance unexplained (held out)",
     "dead_fraction": "dead latents (fraction, fired on no token)",
 }
@@ -60,7 +60,7 @@ def sae_training(curves: Mapping[str | int, pd.DataFrame], title: str | None = N
                     label=f"layer {layer}, seed {seed}",
                 )
     for ax, label in zip(axes, TRAINING_PANELS.values()):
-        ax.set_xlabel("step (epoch)")
+        ax.set_xlabel("training step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.25, lw=0.6)
     axes[2].set_ylim(0, 1.02)
