@@ -132,7 +132,8 @@ class ObjectPooling:
         """One batch on the model's device, from its per-block outputs [B, token, width] in
         the storage dtype: `objects/pooled` float32 [height, pooled_unit] (the batch's objects
         in ascending row order, zero rows after them: a fixed shape, so host buffers are
-        reused) and `objects/sums` float64 [patch, pooled_unit] (sum over the batch's images)."""
+        reused) and `objects/sums` float32 [patch, pooled_unit] (sum over the batch's images;
+        `write` adds the batches in float64)."""
         import torch
 
         parts = [layers[b][:, n_prefix:] for b in self.layers]  # [B, patch, width]
@@ -145,17 +146,22 @@ class ObjectPooling:
         # the box weights as a sparse [height, image * patch] matrix: O(objects x width) work
         obj, patch = np.nonzero(self.masks[idx])
         cols = (self.rows[idx][obj] - start) * n_patch + patch
-        w = torch.sparse_coo_tensor(
-            torch.from_numpy(np.stack([obj, cols])),
-            torch.from_numpy(self.weights[idx][obj, patch].astype(np.float32)),
-            (self.height, n_img * n_patch),
-            check_invariants=False,  # valid by construction
-        ).to(parts[0].device)
-        flat = [x.reshape(n_img * n_patch, -1).float() for x in parts]
-        return {
-            f"{PREFIX}pooled": torch.cat([torch.sparse.mm(w, x) for x in flat], dim=-1),
-            f"{PREFIX}sums": torch.cat([x.double().sum(dim=0) for x in parts], dim=-1),
-        }
+        w = (
+            torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([obj, cols])),
+                torch.from_numpy(self.weights[idx][obj, patch].astype(np.float32)),
+                (self.height, n_img * n_patch),
+                check_invariants=False,  # valid by construction
+            )
+            .coalesce()
+            .to(parts[0].device)
+        )
+        pooled, sums = [], []
+        for x in parts:  # one float32 copy per block serves both
+            x = x.float()
+            pooled.append(torch.sparse.mm(w, x.reshape(n_img * n_patch, -1)))
+            sums.append(x.sum(dim=0))  # over <= batch images; batches add up in float64
+        return {f"{PREFIX}pooled": torch.cat(pooled, dim=-1), f"{PREFIX}sums": torch.cat(sums, -1)}
 
     def write(self, arrays: dict, start: int, batch: dict) -> dict:
         """Write a batch's pooled vectors (host copies of `device_outputs`) into the store's
