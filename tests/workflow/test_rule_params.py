@@ -4,6 +4,7 @@ workflow (no job runs)."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from snakemake.io import expand
@@ -22,7 +23,8 @@ def test_gradcam_and_binding_follow_the_activations_preprocessing(tmp_path, tiny
     # The binding test reads the image embeddings the extraction made with this setting.
     binding = wf.get_rule("evaluate_binding")
     assert "results/{model}/activations.zarr" in [str(f) for f in binding.input]
-    assert wf.get_rule("extract_activations").params.activations["preprocess"] == mode
+    activations = wf.get_rule("extract_activations").params.activations  # per model
+    assert activations(SimpleNamespace(model="toy"))["preprocess"] == mode
 
 
 def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_path, tiny_config):

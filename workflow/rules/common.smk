@@ -16,17 +16,18 @@ from vlmbinding.workflow import checks, resources, targets
 from vlmbinding.workflow.config import ConfigError
 from vlmbinding.workflow.entries import identity, model_entries
 from vlmbinding.workflow.params import (
-    activation_params,
     comparison_params,
     correlation_params,
     dataset_params,
     dataset_seed_params,
     entropy_resampling_params,
+    extraction_params,
     figure_params,
     gradcam_params,
     intervention_params,
     neuron_params,
     null_params,
+    pools_objects,
     robustness_neuron_params,
     robustness_main,
     robustness_overlap_params,

@@ -156,18 +156,11 @@ def check_sharing(config: dict, geometries: dict[str, dict], layers: dict, n_ima
 
 
 def check_geometry(config: dict, geometries: dict[str, dict]) -> None:
-    """sharing.geometry against the store mode (it reads each object's patch tokens) and
-    its layers against each model's depth."""
+    """sharing.geometry's layers against each model's depth. Either store mode serves it: a
+    reduced store then pools each object's patch vectors (`extraction.object_pooling`)."""
     g = config["sharing"]["geometry"]
     if not (config["sharing"]["enabled"] and g["enabled"]):
         return
-    if config["activations"]["store"] != "tokens":
-        raise ConfigError(
-            f"sharing.geometry.enabled: the encoding geometry reads the patch tokens inside "
-            f"each object's box, but activations.store is {config['activations']['store']!r} "
-            "(per-image reductions only); set activations.store: tokens or "
-            "sharing.geometry.enabled: false"
-        )
     if g["layers"] is None:
         return
     for name, geometry in geometries.items():

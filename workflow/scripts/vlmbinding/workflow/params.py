@@ -29,6 +29,27 @@ def activation_params(config: dict) -> dict:
     return sorted_dict(config["activations"])
 
 
+def pools_objects(config: dict) -> bool:
+    """Does the extraction pool each object's patch vectors? Only into a reduced store, and
+    only for the encoding geometry (sharing.enabled and sharing.geometry.enabled): a tokens
+    store holds every token already."""
+    s = config["sharing"]
+    return config["activations"]["store"] == "reduced" and s["enabled"] and s["geometry"]["enabled"]
+
+
+def extraction_params(config: dict, depth: int, pool) -> dict:
+    """The activations block (tracked for reruns), plus, when the extraction pools objects
+    (`pools_objects`), what the pooling depends on: `object_pooling` with the blocks the
+    geometry measures (`geometry_layers`) and the generated canvas (boxes to patches). A
+    tokens store's params stay the activations block alone."""
+    out = activation_params(config)
+    if pools_objects(config):
+        d = config["dataset"]
+        layers = geometry_layers(config, depth, pool)
+        out["object_pooling"] = {"canvas": [d["width"], d["height"]], "layers": layers}
+    return sorted_dict(out)
+
+
 def toy_settings(config: dict, entry: dict) -> dict:
     """The toy block a models entry trains with: the config's, its entry's own toy
     overrides and its replicate's training seed (models[].replicates.seeds)."""
