@@ -145,3 +145,5 @@ def test_the_latents_file_round_trips_and_refuses_other_images(tmp_path):
 def test_the_memory_estimate_counts_every_seeds_latent_pool():
     # ViT-L/14, 50,000 images, 4 layers of 4,096 latents, 3 seeds
     assert enc.latents_mem_mb(50_000, 4 * 4096, 3) == 9831
+    sae = {"expansion": 4, "seeds": [0, 1, 2]}
+    assert enc.sae_latents_mb(sae, {"width": 1024}, [20, 21, 22, 23], 50_000) == 9831

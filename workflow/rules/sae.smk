@@ -7,38 +7,15 @@
 # (activations.store: reduced) has no per-token values: encode_sae_latents recomputes the
 # analysed images' latents by running the model again, and only then is it in the DAG.
 
-from vlmbinding.extraction.sae_encoding import latents_mem_mb
+from vlmbinding.extraction.sae_encoding import sae_latents_mb
 
 SAE = config["sharing"]["sae"]
 SAE_DATASET = f"results/dataset/seed-{SAE['dataset_seed']}"
 SAE_REDUCED = config["activations"]["store"] == "reduced"
-
-
-def sae_pool_files(name):
-    """Input function: every pool layer's SAE files `name` of every seed (targets.sae_files)."""
-    return lambda w: targets.sae_files(
-        config, w.model, sharing_pool(config, LAYERS[w.model])["layers"], name
-    )
-
-
-def sae_latents_mb(model):
-    """MB of every seed's [image, latent pool] of a model's analysed images."""
-    n_latents = SAE["expansion"] * len(LAYERS[model]) * GEOMETRY[model]["width"]
-    return latents_mem_mb(len(IMAGE_IDS), n_latents, len(SAE["seeds"]))
-
-
-def encode_latents_mem_mb(wildcards, attempt):
-    """The model and a batch (as the extraction), and the latents it keeps."""
-    extract = job_mem_mb("extract")(wildcards, attempt)
-    return extract + sae_latents_mb(wildcards.model) * attempt
-
-
-def measure_sae_mem_mb(wildcards, attempt):
-    """A tokens store: one block's tokens at a time, and every seed's [image, latent] pool;
-    a reduced store: the recomputed latents (the tables need them all)."""
-    if SAE_REDUCED:
-        return (4000 + sae_latents_mb(wildcards.model)) * attempt
-    return job_mem_mb("layer")(wildcards, attempt) + 4000 * attempt
+# MB of every seed's [image, latent pool] of a model's analysed images
+SAE_LATENTS_MB = {
+    m: sae_latents_mb(SAE, GEOMETRY[m], LAYERS[m], len(IMAGE_IDS)) for m in MODELS
+}
 
 
 localrules:
@@ -111,7 +88,12 @@ rule encode_sae_latents:
     input:
         images=dataset_file("images"),
         weights=weights_input("encode_sae_latents"),
-        dictionaries=sae_pool_files("dictionaries"),
+        dictionaries=lambda w: targets.sae_files(
+            config,
+            w.model,
+            sharing_pool(config, LAYERS[w.model])["layers"],
+            "dictionaries",
+        ),
     output:
         latents="results/{model}/sae/latents.npz",
     log:
@@ -123,7 +105,9 @@ rule encode_sae_latents:
     threads: job_threads("extract")
     resources:
         gpu=1,
-        mem_mb=encode_latents_mem_mb,
+        # the model and a batch (as the extraction), and the latents it keeps
+        mem_mb=lambda w, attempt: job_mem_mb("extract")(w, attempt)
+        + SAE_LATENTS_MB[w.model] * attempt,
         runtime=job_runtime("extract"),
     params:
         model=model_params,
@@ -144,8 +128,18 @@ rule measure_sharing_sae:
         latents=rules.encode_sae_latents.output.latents if SAE_REDUCED else [],
         images=dataset_file("images"),
         objects=dataset_file("objects"),
-        training=sae_pool_files("training"),
-        dictionaries=sae_pool_files("dictionaries"),
+        training=lambda w: targets.sae_files(
+            config,
+            w.model,
+            sharing_pool(config, LAYERS[w.model])["layers"],
+            "training",
+        ),
+        dictionaries=lambda w: targets.sae_files(
+            config,
+            w.model,
+            sharing_pool(config, LAYERS[w.model])["layers"],
+            "dictionaries",
+        ),
     output:
         table="results/{model}/sharing/sae.parquet",
         seeds="results/{model}/sae/seeds.parquet",
@@ -157,7 +151,13 @@ rule measure_sharing_sae:
         "../../envs/workflow.yaml"
     threads: 1
     resources:
-        mem_mb=measure_sae_mem_mb,
+        # a tokens store: one block's tokens at a time, and every seed's [image, latent]
+        # pool; a reduced store: the recomputed latents (the tables need them all)
+        mem_mb=lambda w, attempt: (
+            (4000 + SAE_LATENTS_MB[w.model]) * attempt
+            if SAE_REDUCED
+            else job_mem_mb("layer")(w, attempt) + 4000 * attempt
+        ),
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         sharing=sharing_params(config),

@@ -38,6 +38,13 @@ def latents_mem_mb(n_images: int, n_latents: int, n_seeds: int) -> int:
     return int(np.ceil(int(n_images) * int(n_latents) * int(n_seeds) * 4 / 1e6))
 
 
+def sae_latents_mb(sae: dict, geometry: dict, layers, n_images: int) -> int:
+    """MB of every seed's reduced latents of one model: `sae` the config's sharing.sae,
+    `geometry` the model's vision geometry (width), `layers` its analysed layer pool."""
+    n_latents = int(sae["expansion"]) * len(layers) * int(geometry["width"])
+    return latents_mem_mb(n_images, n_latents, len(sae["seeds"]))
+
+
 def reduce_latents(model, mean, scale, block, *, how: str, tokens: str, n_prefix: int):
     """float32 [image, latent] on the block's device: one layer's tokens block [image,
     token, unit] (a torch tensor in the storage dtype) standardised ((x - mean) / scale),
