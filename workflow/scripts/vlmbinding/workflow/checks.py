@@ -171,18 +171,13 @@ def check_geometry(config: dict, geometries: dict[str, dict]) -> None:
 
 
 def check_sae(config: dict, models: dict, n_images: int) -> None:
-    """The autoencoder basis (sharing.sae) against what it needs: per-token activations of
-    the analysed images, a dataset the workflow can draw afresh, a seed not analysed."""
+    """The autoencoder basis (sharing.sae) against what it needs: a dataset the workflow
+    can draw afresh, a seed not analysed (either store mode: a reduced store's latents are
+    recomputed by the model)."""
     s = config["sharing"]
     sae = s["sae"]
     if not (s["enabled"] and sae["enabled"]):
         return
-    if config["activations"]["store"] != "tokens":
-        raise ConfigError(
-            "sharing.sae.enabled: the autoencoder basis encodes every token of the analysed "
-            f"images, but activations.store is {config['activations']['store']!r} (per-image "
-            "reductions only); set activations.store: tokens or sharing.sae.enabled: false"
-        )
     if config["dataset"]["external"]:
         raise ConfigError(
             "sharing.sae.enabled: the autoencoders train on a fresh dataset drawn with "

@@ -212,6 +212,9 @@ SAE_STEPS = {
     "tokens": ("dataset_seed", "n_images", "n_tokens"),
     "train": ("seeds", "expansion", "k", "epochs", "lr"),
     "measure": ("seeds", "m"),
+    # a reduced store's latents of the analysed images, recomputed by the model (the
+    # recording settings are added by `sae_params`)
+    "latents": ("seeds",),
     "resolved": ("threshold",),
 }
 
@@ -219,10 +222,11 @@ SAE_STEPS = {
 def sae_params(config: dict, step: str) -> dict:
     """The settings of sharing.sae that change the results of one step of the autoencoder
     basis (SAE_STEPS), so that changing e.g. sharing.sae.k reruns training and what follows,
-    not the token sample. The token sample also tracks how activations are recorded."""
+    not the token sample. The token sample and a reduced store's recomputed latents also
+    track how activations are recorded."""
     sae = config["sharing"]["sae"]
     out = {k: sae[k] for k in SAE_STEPS[step]}
-    if step == "tokens":
+    if step in ("tokens", "latents"):
         a = config["activations"]
         out |= {k: a[k] for k in ("dtype", "preprocess", "center_mlp_out", "autocast")}
     return sorted_dict(out)
