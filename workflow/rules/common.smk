@@ -29,6 +29,7 @@ from vlmbinding.workflow.params import (
     null_params,
     robustness_neuron_params,
     robustness_main,
+    robustness_omega_params,
     robustness_overlap_params,
     robustness_params,
     robustness_pools,
