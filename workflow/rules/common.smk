@@ -30,6 +30,7 @@ from vlmbinding.workflow.params import (
     pools_objects,
     robustness_neuron_params,
     robustness_main,
+    robustness_omega_params,
     robustness_overlap_params,
     robustness_params,
     robustness_pools,

@@ -173,6 +173,17 @@ def robustness_overlap_params(config: dict) -> dict:
     }
 
 
+def robustness_omega_params(config: dict) -> dict:
+    """What the neuron sharing omega's specifications use: robustness.omega_n_null null
+    draws, and the encoding geometry's variance bins and seed (sharing.geometry)."""
+    g = config["sharing"]["geometry"]
+    return {
+        "n_null": config["robustness"]["omega_n_null"],
+        "n_bins": g["n_bins"],
+        "seed": g["seed"],
+    }
+
+
 def robustness_pools(
     config: dict, geometries: dict[str, dict], model: str, main_blocks=None
 ) -> dict:

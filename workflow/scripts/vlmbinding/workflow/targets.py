@@ -71,6 +71,14 @@ def robustness_overlap(config: dict, model: str) -> list[str]:
     return [f"results/{model}/robustness/overlap.parquet"]
 
 
+def robustness_omega(config: dict, model: str) -> list[str]:
+    """The neuron sharing omega per specification (results/<model>/robustness/omega.parquet)
+    when robustness.measure has omega; else none."""
+    if "omega" not in config["robustness"]["measure"]:
+        return []
+    return [f"results/{model}/robustness/omega.parquet"]
+
+
 def twins_of(models: dict, config: dict, name: str) -> list[str]:
     """The random twins (controls.random_twins) that control trained model `name`; none for
     a replicate on another dataset than the twins' (the sanity table pairs images by id)."""
