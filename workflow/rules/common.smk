@@ -152,3 +152,16 @@ def across_models(caption, label):
         category="Across models",
         labels={"figure": label},
     )
+
+
+def comparison_sharing_output(config):
+    """The cross-model view's table of every sharing measure per model
+    (results/comparison/sharing.tsv, in the report), when sharing.enabled; else nothing."""
+    if not config["sharing"]["enabled"]:
+        return {}
+    return dict(
+        sharing=report(
+            "results/comparison/sharing.tsv",
+            **across_models("comparison_sharing", "every sharing measure per model"),
+        )
+    )

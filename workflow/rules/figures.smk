@@ -184,6 +184,7 @@ rule compare_models:
             **across_models("replicates", "replicates pooled"),
         ),
         replicates_pdf="results/comparison/replicates.pdf",
+        **comparison_sharing_output(config),
     log:
         "logs/compare_models.log",
     conda:
