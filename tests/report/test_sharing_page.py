@@ -109,7 +109,7 @@ def geometry_beyond():
              "mantel_p": 0.03},
             {"layers": "3", "score": "value", "metric": "M", "space": "full", "subset": "all",
              "n_pairs": 120, "r": 0.05, "feature_ci_low": -0.2, "feature_ci_high": 0.3,
-             "mantel_p": 0.5},
+             "mantel_p": 0.5, "mde_r": 0.46},
         ]
     )  # fmt: skip
 
@@ -118,7 +118,47 @@ def test_omega_beyond_iota_in_sentences():
     first, second = beyond_sentences(geometry_beyond())
     assert first.startswith("Block 3: partial r(ω, D | ι) over 120 pairs = 0.31 [0.04, 0.53]")
     assert "detected beyond interference, against the study" in first
-    assert "not detected (power of the partial test not computed)" in second
+    assert "not detected (80% power only for |r| >= 0.46)" in second
+    older = geometry_beyond().drop(columns="mde_r")  # a table from before mde_r: said so
+    assert "power not computed" in beyond_sentences(older)[1]
+
+
+def geometry_sanity():
+    """The sanity table's geometry rows (sharing_sanity.sharing_rows_against's statistic:
+    measure words, subset, block), for blocks 1 and 3."""
+    rows = []
+    for words, block, trained in (("omega z", "1", 0.9), ("omega z", "3", -0.21),
+                                  ("iota z", "3", 0.44)):  # fmt: skip
+        for metric in ("D", "M"):
+            rows.append(
+                {"statistic": f"r({words}, {metric}), all pairs, block {block}",
+                 "trained": trained, "random": 0.02, "random_ci_low": -0.1,
+                 "random_ci_high": 0.12, "n_twins": 1, "verdict": "not detected"}  # fmt: skip
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_geometry_sections_find_their_blocks_twin_rows():
+    corr = pd.DataFrame([row("D", -0.4, 0.01), row("M", 0.2, 0.3)])
+    keys = [("neuron_sharing", "3"), ("interference", "3"), ("neuron_sharing", "1")]
+    corr = pd.concat(
+        [corr.assign(measure=m, basis="neurons", layers=b, score="value", additive_r2=0.1)
+         for m, b in keys],  # fmt: skip
+        ignore_index=True,
+    )
+    sections = sharing_sections(pd.DataFrame([row("D")]), corr, sanity=geometry_sanity())
+    text = {h: t for h, t, _ in sections}
+    omega3 = text["Neuron sharing ω (encoding geometry), neuron basis, block 3"]
+    # the section reads ω's value, the sanity row compares z: the twin sentence names it
+    assert "Against its random-weights twin, r(omega z, D), all pairs, block 3: trained -0.21" in (
+        omega3
+    )
+    assert "r(omega z, M), all pairs, block 3: trained -0.21" in omega3
+    assert "block 1" not in omega3
+    iota3 = text["Interference ι (encoding geometry), neuron basis, block 3"]
+    assert "r(iota z, D), all pairs, block 3: trained 0.44" in iota3
+    omega1 = text["Neuron sharing ω (encoding geometry), neuron basis, block 1"]
+    assert "r(omega z, D), all pairs, block 1: trained 0.90" in omega1
 
 
 def resolved():

@@ -107,13 +107,16 @@ def correlation_sentence(row: Mapping, name: str, alpha: float = ALPHA) -> str:
     return f"{head}: detected, {side} (pairs with more {name} {words})."
 
 
-def twin_sentence(row: Mapping) -> str:
-    """A sanity-table row (trained model against its twins) as a sentence."""
+def twin_sentence(row: Mapping, name_statistic: bool = False) -> str:
+    """A sanity-table row (trained model against its twins) as a sentence; with
+    `name_statistic` it names the row's statistic (where it is not the sentence before's:
+    the geometry's rows compare z, its section reads the value)."""
     n = int(row["n_twins"]) if np.isfinite(row.get("n_twins", np.nan)) else 1
     twins = f"{n} random-weights twins" if n > 1 else "its random-weights twin"
     interval = "prediction interval" if n > 1 else "interval"
+    what = f", {row['statistic']}" if name_statistic else ""
     return (
-        f"Against {twins}: trained {_num(row['trained'])}, "
+        f"Against {twins}{what}: trained {_num(row['trained'])}, "
         f"twin{'s' if n > 1 else ''} {_num(row['random'])} ({interval} "
         f"[{_num(row['random_ci_low'])}, {_num(row['random_ci_high'])}]); "
         f"{row['verdict']}."
@@ -127,12 +130,16 @@ def _sanity_row(sanity: pd.DataFrame | None, statistic: str):
     return None if hit.empty else hit.iloc[0]
 
 
-def _statistic(measure: str, basis: str, metric: str, subset: str) -> str:
-    """The sanity table's name of a row (`sharing_sanity.sharing_rows_against`, S's rows)."""
+def _statistic(
+    measure: str, basis: str, metric: str, subset: str, layers: str | None = None
+) -> str:
+    """The sanity table's name of a row (`sharing_sanity.sharing_rows_against`, S's rows):
+    a measure with rows per block (`layers`, the geometry's) names its block."""
     if measure == "S":
         return f"r(S, {metric}), {SUBSET_WORDS[subset]}"
     words = SANITY_WORDS.get(measure, measure)
-    return f"r({words}, {metric}), {SUBSET_WORDS[subset]}{BASIS_WORDS.get(basis, '')}"
+    where = "" if layers is None else f", block {layers}"
+    return f"r({words}, {metric}), {SUBSET_WORDS[subset]}{BASIS_WORDS.get(basis, '')}{where}"
 
 
 def measure_sentences(
@@ -143,10 +150,12 @@ def measure_sentences(
     basis: str = "neurons",
     space: str = "full",
     sanity: pd.DataFrame | None = None,
+    layers: str | None = None,
 ) -> list[str]:
     """The sentences of one measure's correlation rows (one score, one block): D and M in
     `space`, then binding accuracy, per subset; each followed by the twin comparison when
-    the sanity table has the row."""
+    the sanity table has the row (of block `layers` for a measure with rows per block, the
+    geometry's; None for one pool)."""
     out = []
     rows = correlation[correlation["space"].isin([space, "binding"])]
     for metric in ("D", "M", "accuracy"):
@@ -156,15 +165,17 @@ def measure_sentences(
                 continue  # them: binding accuracy, colour x shape measures): said once
             seen.add(row["n_pairs"])
             out.append(correlation_sentence(row, name))
-            twin = _sanity_row(sanity, _statistic(measure, basis, metric, row["subset"]))
+            statistic = _statistic(measure, basis, metric, row["subset"], layers)
+            twin = _sanity_row(sanity, statistic)
             if twin is not None and metric != "accuracy":
-                out.append(twin_sentence(twin))
+                out.append(twin_sentence(twin, name_statistic=measure in GEOMETRY))
     return out
 
 
 def beyond_sentences(beyond: pd.DataFrame, space: str = "full", alpha: float = ALPHA):
     """The partial correlations r(ω, metric | ι) per block (geometry_beyond.parquet, ω's
-    value) as sentences; the partial test has no power estimate, which they say."""
+    value) as sentences; one not detected says the smallest |partial r| its test detects
+    with 80% power (`mde_r`, `geometry_beyond.residual_mde_r`)."""
     rows = beyond[beyond["score"].eq("value") & beyond["space"].isin([space, "binding"])]
     out = []
     for row in rows.to_dict("records"):
@@ -177,7 +188,8 @@ def beyond_sentences(beyond: pd.DataFrame, space: str = "full", alpha: float = A
         if not (np.isfinite(r) and np.isfinite(p)):
             out.append(f"{head}: could not be computed.")
         elif p > alpha:
-            out.append(f"{head}: not detected (power of the partial test not computed).")
+            words = power_words(row.get("mde_r", np.nan))
+            out.append(f"{head}: not detected ({words}).")
         else:
             side = (
                 "as the study predicts" if np.sign(r) == STUDY_SIGN[metric] else "against the study"
@@ -259,8 +271,9 @@ def sharing_sections(
         score = SCORE_OF.get(measure, "z")
         rows = rows[rows["score"].eq(score)]
         name = MEASURE_NAMES.get(measure, measure)
+        block = str(layers) if measure in GEOMETRY else None  # the sanity rows per block
         sentences = measure_sentences(
-            rows, name, measure=measure, basis=basis, space=space, sanity=sanity
+            rows, name, measure=measure, basis=basis, space=space, sanity=sanity, layers=block
         )
         r2 = rows["additive_r2"].iloc[0] if len(rows) else np.nan
         title = f"{MEASURE_TITLES.get(measure, measure)}, {BASIS_TITLES.get(basis, basis)}"
