@@ -131,9 +131,15 @@ def geometry_sanity():
                                   ("iota z", "3", 0.44)):  # fmt: skip
         for metric in ("D", "M"):
             rows.append(
-                {"statistic": f"r({words}, {metric}), all pairs, block {block}",
-                 "trained": trained, "random": 0.02, "random_ci_low": -0.1,
-                 "random_ci_high": 0.12, "n_twins": 1, "verdict": "not detected"}  # fmt: skip
+                {
+                    "statistic": f"r({words}, {metric}), all pairs, block {block}",
+                    "trained": trained,
+                    "random": 0.02,
+                    "random_ci_low": -0.1,
+                    "random_ci_high": 0.12,
+                    "n_twins": 1,
+                    "verdict": "not detected",
+                }  # fmt: skip
             )
     return pd.DataFrame(rows)
 
@@ -142,8 +148,10 @@ def test_the_geometry_sections_find_their_blocks_twin_rows():
     corr = pd.DataFrame([row("D", -0.4, 0.01), row("M", 0.2, 0.3)])
     keys = [("neuron_sharing", "3"), ("interference", "3"), ("neuron_sharing", "1")]
     corr = pd.concat(
-        [corr.assign(measure=m, basis="neurons", layers=b, score="value", additive_r2=0.1)
-         for m, b in keys],  # fmt: skip
+        [
+            corr.assign(measure=m, basis="neurons", layers=b, score="value", additive_r2=0.1)
+            for m, b in keys
+        ],  # fmt: skip
         ignore_index=True,
     )
     sections = sharing_sections(pd.DataFrame([row("D")]), corr, sanity=geometry_sanity())

@@ -62,7 +62,9 @@ def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_p
 
 
 @pytest.mark.parametrize("enabled", [False, True])
-def test_the_comparison_names_its_sharing_table_only_with_sharing_on(tmp_path, tiny_config, enabled):
+def test_the_comparison_names_its_sharing_table_only_with_sharing_on(
+    tmp_path, tiny_config, enabled
+):
     tiny_config["sharing"] = {"enabled": enabled}
     tiny_config["dataset"]["images_per_count"] = 15  # the tuning regression's 35 images
     wf = parse_workflow(tmp_path, tiny_config)

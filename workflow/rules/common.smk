@@ -156,7 +156,8 @@ def across_models(caption, label):
 
 def comparison_sharing_output(config):
     """The cross-model view's table of every sharing measure per model
-    (results/comparison/sharing.tsv, in the report), when sharing.enabled; else nothing."""
+    (results/comparison/sharing.tsv, in the report), when sharing.enabled; else nothing.
+    """
     if not config["sharing"]["enabled"]:
         return {}
     return dict(

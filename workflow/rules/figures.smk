@@ -165,6 +165,7 @@ rule compare_models:
     input:
         unpack(lambda w: targets.comparison_inputs(MODELS, config, NO_TEXT)),
     output:
+        **comparison_sharing_output(config),
         table="results/comparison/models.tsv",
         html=report(
             "results/comparison/models.html",
@@ -184,7 +185,6 @@ rule compare_models:
             **across_models("replicates", "replicates pooled"),
         ),
         replicates_pdf="results/comparison/replicates.pdf",
-        **comparison_sharing_output(config),
     log:
         "logs/compare_models.log",
     conda:

@@ -89,7 +89,8 @@ def partial_beyond(
     semipartial_r (omega against the metric's residual), mantel_p (the residual matrices,
     features permuted, within `strata` when given), feature_ci_low/high (95%,
     features resampled within `strata`, both regressions refitted per resample) and mde_r
-    (the module's: `power_sims` simulated data sets, 0 skips it). Seeded by `seed`. Without strata this is `beyond_pixels.residual_test` with iota as the pixels.
+    (the module's: `power_sims` simulated data sets, 0 skips it). Seeded by `seed`.
+    Without strata this is `beyond_pixels.residual_test` with iota as the pixels.
     NaN statistics with fewer than 3 pairs or a constant residual.
     """
     omega, metric, iota = (np.asarray(v, float) for v in (omega, metric, iota))
@@ -176,7 +177,8 @@ def geometry_beyond_table(
     omega's, iota always enters as its value (the cosine). `separability`: f1, f2, space,
     D, M; with `per_pair` (f1, f2, accuracy) also binding accuracy, space 'binding', with
     features permuted and resampled within their kind. Subsets 'all' and 'no_position'.
-    mde_r per row with `power_sims` simulated data sets (0: NaN). An error if the table has no geometry rows.
+    mde_r per row with `power_sims` simulated data sets (0: NaN). An error if the table has
+    no geometry rows.
     """
     geo = sharing[sharing["measure"].isin(["interference", "neuron_sharing"])]
     if geo.empty:
