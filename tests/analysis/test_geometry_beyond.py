@@ -55,7 +55,9 @@ def test_structure_free_data_give_uniform_p_over_seeds():
     ps = []
     for seed in range(80):
         iota, omega, d = _data(seed)
-        res = partial_beyond(omega, d, iota, FEATURES, F1, F2, n_boot=20, n_perm=99, seed=seed)
+        res = partial_beyond(
+            omega, d, iota, FEATURES, F1, F2, n_boot=20, n_perm=99, seed=seed, power_sims=0
+        )
         ps.append(res["mantel_p"])
     assert stats.kstest(ps, "uniform").pvalue > 0.01
     assert np.mean(np.array(ps) <= 0.05) <= 0.12
@@ -65,7 +67,9 @@ def test_omega_that_follows_d_only_through_iota_is_not_beyond_it():
     ps, plain = [], []
     for seed in range(40):
         iota, omega, d = _data(seed, through_iota=2.0)
-        res = partial_beyond(omega, d, iota, FEATURES, F1, F2, n_boot=20, n_perm=99, seed=seed)
+        res = partial_beyond(
+            omega, d, iota, FEATURES, F1, F2, n_boot=20, n_perm=99, seed=seed, power_sims=0
+        )
         ps.append(res["mantel_p"])
         plain.append(res["r_omega"])
     assert np.mean(plain) > 0.5  # omega goes with D ...
@@ -107,3 +111,37 @@ def test_the_table_has_rows_per_block_score_metric_and_binding_within_kind():
     d0 = table.query("layers == '0' and score == 'value' and metric == 'D' and subset == 'all'")
     assert d0.iloc[0]["r"] > 0.3 and d0.iloc[0]["mantel_p"] < 0.05
     assert np.isfinite(table[["r", "mantel_p", "feature_ci_low"]]).all().all()
+
+
+def test_the_partial_tests_mde_is_the_residual_matrices_and_has_its_power():
+    from vlmbinding.analysis.correlation import pairs_to_matrix
+    from vlmbinding.analysis.geometry_beyond import residual_mde_r
+    from vlmbinding.controls.beyond_pixels import least_squares_residual
+
+    iota, omega, d = _data(0, through_iota=1.0)
+    res = partial_beyond(omega, d, iota, FEATURES, F1, F2, n_boot=20, n_perm=99, seed=0)
+    pairs = pd.DataFrame({"f1": F1, "f2": F2})
+    mats = [
+        pairs_to_matrix(pairs.assign(v=least_squares_residual(v, iota)[0]), "v", FEATURES)
+        for v in (omega, d)
+    ]
+    assert res["mde_r"] == residual_mde_r(*mats, seed=0)  # same features, pairs and shares
+    assert 0.2 < res["mde_r"] < 0.8
+    few = np.array([a in FEATURES[:11] and b in FEATURES[:11] for a, b in PAIRS])
+    sub = [np.asarray(v)[few] for v in (omega, d, iota, F1, F2)]
+    half = partial_beyond(*sub[:3], FEATURES[:11], *sub[3:], n_boot=20, n_perm=99, seed=0)
+    assert half["n_pairs"] == 55 and half["mde_r"] > res["mde_r"]  # fewer features: less power
+    assert np.isnan(partial_beyond(omega, d, iota, FEATURES, F1, F2, power_sims=0)["mde_r"])
+    # planted beyond iota at about the mde: the test finds it in most seeds (80% nominal)
+    found = []
+    for seed in range(30):
+        rng = np.random.default_rng(100 + seed)
+        iota, own = _pair_field(rng), _pair_field(rng)
+        noise = _pair_field(rng)
+        c = res["mde_r"]  # own and noise have the same structure: r(own, d | iota) ~ c
+        d = iota + c * own + np.sqrt(1 - c * c) * noise
+        hit = partial_beyond(
+            iota + own, d, iota, FEATURES, F1, F2, n_boot=0, n_perm=99, seed=seed, power_sims=0
+        )
+        found.append(hit["mantel_p"] < 0.05)
+    assert np.mean(found) >= 0.6  # 0.82 over 200 seeds (n_perm 199)

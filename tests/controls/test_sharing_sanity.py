@@ -129,3 +129,43 @@ def test_the_autoencoder_basis_gets_its_own_overlap_rows_when_it_ran():
     assert (np.sign(sae["trained"].to_numpy()) == -np.sign(neurons["trained"].to_numpy())).all()
     alone = sharing_sanity_rows(trained, twins, KINDS, n_boot=100, seed=0, basis="sae")
     pd.testing.assert_frame_equal(sae.reset_index(drop=True), alone)
+
+
+def test_the_geometry_gets_rows_per_block_when_it_ran():
+    from test_sanity import model_tables
+
+    from vlmbinding.controls.sharing_sanity import sanity_keys
+
+    zero = np.zeros(len(PAIRS))
+    trained = model_tables(1, 1.0, zero) | model(1, 2.0, zero)
+    twins = [model_tables(2 + j, 0.0, zero) | model(2 + j, 0.0, zero) for j in range(2)]
+    for t in (trained, *twins):
+        overlap = t["sharing"]
+        extra = [
+            overlap.assign(measure=m, layers=block, z=overlap["z"] * sign)
+            for m in ("interference", "neuron_sharing")
+            for block, sign in (("1", 1.0), ("0", -1.0))
+        ]
+        t["sharing"] = pd.concat([overlap, *extra], ignore_index=True)
+        t["sharing_correlation"] = sharing_correlation_table(
+            t["sharing"], t["separability"], KINDS, n_boot=200, n_perm=99, seed=0
+        )
+    assert sanity_keys(trained["sharing"]) == [
+        ("overlap", "neurons", None),
+        ("neuron_sharing", "neurons", "0"), ("neuron_sharing", "neurons", "1"),
+        ("interference", "neurons", "0"), ("interference", "neurons", "1"),
+    ]  # fmt: skip
+    table = sanity_table(trained, twins, KINDS, "full", 3.5, 100, 0)
+    omega = table[table["statistic"].str.startswith("r(omega z,")]
+    iota = table[table["statistic"].str.startswith("r(iota z,")]
+    assert len(omega) == 8 and len(iota) == 8
+    block0 = omega[omega["statistic"].str.endswith("block 0")]
+    block1 = omega[omega["statistic"].str.endswith("block 1")]
+    # each block's rows read that block's scores (planted with opposite signs)
+    assert (np.sign(block0["trained"].to_numpy()) == -np.sign(block1["trained"].to_numpy())).all()
+    alone = sharing_sanity_rows(
+        trained, twins, KINDS, n_boot=100, seed=0, measure="neuron_sharing", layers="1"
+    )
+    pd.testing.assert_frame_equal(block1.reset_index(drop=True), alone)
+    with pytest.raises(ValueError, match="layers 7"):
+        sharing_sanity_rows(trained, twins, KINDS, n_boot=100, measure="neuron_sharing", layers="7")

@@ -1,5 +1,7 @@
 """End-to-end: the encoding geometry (sharing.geometry) on the tiny config: its part of the
-sharing table per block, its per-block correlation rows, and the omega-beyond-iota table."""
+sharing table per block, its per-block correlation rows, the omega-beyond-iota table, omega
+in the specification curve (robustness.measure) and every sharing row in the cross-model
+view."""
 
 from __future__ import annotations
 
@@ -16,8 +18,15 @@ pytestmark = pytest.mark.slow
 
 TARGETS = [
     f"results/toy/{f}"
-    for f in ("sharing.parquet", "sharing_correlation.parquet", "geometry_beyond.parquet")
-]
+    for f in (
+        "sharing.parquet",
+        "sharing_correlation.parquet",
+        "geometry_beyond.parquet",
+        "figures/geometry.png",
+        "sharing.html",
+        "robustness/specifications.parquet",
+    )
+] + ["results/comparison/replicates.tsv"]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +38,7 @@ def geometry(tmp_path_factory):
     # 90 images of 1-3 objects: every feature on enough objects in each quarter of them
     config["dataset"]["images_per_count"] = 30
     config["sharing"] = {"enabled": True, "n_null": 49, "geometry": {"enabled": True, "n_null": 49}}
+    config["robustness"].update(measure=["S", "omega"], omega_n_null=49, layers=["all", "thirds"])
     work = tmp_path_factory.mktemp("geometry")
     run_workflow(work, config, *TARGETS)
     return work
@@ -61,3 +71,43 @@ def test_the_beyond_table_has_every_block_metric_and_score(geometry):
     assert set(beyond["layers"]) == {"0", "1"} and set(beyond["score"]) == {"value", "z"}
     assert {"D", "M", "accuracy"} == set(beyond["metric"])
     assert np.isfinite(beyond.loc[beyond["metric"] != "accuracy", "r"]).all()
+
+
+def test_the_report_has_the_geometry_figure_and_page(geometry):
+    assert (geometry / "results/toy/figures/geometry.png").stat().st_size > 0
+    page = (geometry / "results/toy/sharing.html").read_text()
+    for block in ("0", "1"):
+        assert f"Neuron sharing ω (encoding geometry), neuron basis, block {block}" in page
+        assert f"Block {block}: partial r(ω, D | ι)" in page
+    assert "r(ι, D) over 120 pairs" in page
+
+
+def test_omega_is_a_measure_of_the_specification_curve_per_layer_pool(geometry):
+    specs = pd.read_parquet(geometry / "results/toy/robustness/specifications.parquet")
+    omega = specs[specs["measure"] == "omega"]
+    assert set(omega["layers"]) == {"all", "third-1", "third-2"}
+    assert (omega[["top_k", "n_neurons"]] == 0).all().all()
+    assert set(omega["reduce"]) == {"mean"} and set(omega["tokens"]) == {"box"}
+    assert omega["main"].sum() == 8 and set(omega.loc[omega["main"], "layers"]) == {"all"}
+    assert np.isfinite(omega.loc[omega["space"] == "full", "pearson_r"]).all()
+    # a one-block pool's z is the sharing stage's omega of that block (its own null draws)
+    grid = pd.read_parquet(geometry / "results/toy/robustness/omega.parquet")
+    part = pd.read_parquet(geometry / "results/toy/sharing/geometry.parquet")
+    block = part[(part["measure"] == "neuron_sharing") & (part["layers"] == "1")]
+    mine = grid[grid["layers"] == "third-2"].merge(block, on=["f1", "f2"])
+    np.testing.assert_allclose(mine["value_x"], mine["value_y"], rtol=1e-9)
+    summary = pd.read_csv(geometry / "results/toy/robustness/summary.tsv", sep="\t")
+    assert list(zip(summary["measure"], summary["metric"])) == [
+        ("S", "D"), ("S", "M"), ("omega", "D"), ("omega", "M")
+    ]  # fmt: skip
+    assert summary["joint_p_median"].between(0, 1).all()
+
+
+def test_the_cross_model_view_pools_every_sharing_row(geometry):
+    pooled = pd.read_csv(geometry / "results/comparison/replicates.tsv", sep="\t")
+    keys = set(zip(pooled["measure"], pooled["basis"], pooled["layers"].astype(str)))
+    assert {("neuron_sharing", "neurons", "0"), ("neuron_sharing", "neurons", "1")} <= keys
+    assert {("interference", "neurons", "1"), ("overlap", "neurons", "0,1")} <= keys
+    assert (pooled["k"] == 1).all()
+    html = (geometry / "results/comparison/models.html").read_text()
+    assert "Every measure of sharing, per model" in html and "neuron_sharing" in html

@@ -1,11 +1,13 @@
 """End-to-end: the sharing stage's autoencoder basis on the tiny config (tiny autoencoders):
 its rows in sharing.parquet, the dictionaries and curves, the resolved table, that changing
-sharing.sae.k reruns only the autoencoder's jobs, and that a training that diverges stops
-the run naming the layer."""
+sharing.sae.k reruns only the autoencoder's jobs, that a training that diverges stops
+the run naming the layer, and that a reduced store gives the tokens store's rows (its
+latents recomputed by the model)."""
 
 from __future__ import annotations
 
 import copy
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -20,11 +22,14 @@ from vlmbinding.analysis.sharing_stage import SHARING_COLUMNS
 pytestmark = pytest.mark.slow
 
 SAE_JOBS = {"train_sae", "measure_sharing_sae", "resolve_sae"}
-DOWNSTREAM = {"gather_sharing", "correlate_sharing", "plot_sharing"}
+DOWNSTREAM = {"gather_sharing", "correlate_sharing", "plot_sharing", "plot_sae", "tabulate_sharing"}
+SAE_FIGURES = ("sharing_sae", "sae_training", "sae_resolved")
 TARGETS = [
     "results/toy/sharing_correlation.parquet",
     "results/toy/figures/sharing.png",
     "results/toy/sae/resolved.tsv",
+    "results/toy/sharing.html",
+    *(f"results/toy/figures/{f}.png" for f in SAE_FIGURES),
 ]
 
 
@@ -84,6 +89,17 @@ def test_the_resolved_table_compares_the_bases(sae_run):
     assert (overlap["n_pairs"] == 120).all() and np.isfinite(overlap["r_z"]).all()
 
 
+def test_the_report_has_the_autoencoder_figures_and_page(sae_run):
+    work, _ = sae_run
+    for f in SAE_FIGURES:
+        assert (work / f"results/toy/figures/{f}.png").stat().st_size > 0
+    page = (work / "results/toy/sharing.html").read_text()
+    assert "S, the study&#x27;s additive score" in page
+    assert "Co-tuned neuron overlap, autoencoder basis, layers 0,1" in page
+    assert "What the autoencoder basis resolves" in page and "Layer 1: 2 autoencoder(s)" in page
+    assert "r(overlap z, D) over 120 pairs" in page
+
+
 def test_changing_k_reruns_only_the_autoencoder_jobs(sae_run):
     work, config = sae_run
     changed = copy.deepcopy(config)
@@ -104,3 +120,28 @@ def test_a_diverging_training_stops_the_run_naming_the_layer(sae_run):
     log = (work / "logs/train_sae/toy/layer_1.log").read_text()
     assert "toy layer 1" in log and ("loss is" in log or "dead" in log), log[-2000:]
     assert not (work / target).exists()
+
+
+def test_a_reduced_store_gives_the_rows_of_a_tokens_store(sae_run, tmp_path):
+    """The tokens run's folder copied (its dictionaries kept), then run with a reduced
+    store: only the store, the recomputed latents and what reads them rerun, and the
+    autoencoder basis's rows equal the tokens store's."""
+    work, config = sae_run
+    assert not (work / "logs/encode_sae_latents").exists()  # a tokens store: no extra job
+    reduced_work = tmp_path / "reduced"
+    shutil.copytree(work, reduced_work, symlinks=True)
+    reduced = copy.deepcopy(config)
+    reduced["activations"]["store"] = "reduced"
+    target = "results/toy/sharing/sae.parquet"
+    jobs = planned_jobs(run_workflow(reduced_work, reduced, "-n", target))
+    assert jobs.get("encode_sae_latents") == 1 and jobs.get("measure_sharing_sae") == 1, jobs
+    assert not {"sample_sae_tokens", "train_sae"} & set(jobs), jobs
+    run_workflow(reduced_work, reduced, target)
+    log = (reduced_work / "logs/encode_sae_latents/toy.log").read_text()
+    assert "batch 9/9: 45/45 images" in log  # activations.batch_size 5
+    key = ["measure", "basis", "layers", "f1", "f2"]
+    want = pd.read_parquet(work / target).sort_values(key, ignore_index=True)
+    got = pd.read_parquet(reduced_work / target).sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(got[key], want[key])
+    numbers = ["value", "null_mean", "null_sd", "z", "p"]
+    np.testing.assert_allclose(got[numbers], want[numbers], rtol=1e-6, atol=1e-9)

@@ -1,4 +1,5 @@
-"""sharing.geometry: the parts and targets it adds, its blocks, and the start-up refusals."""
+"""sharing.geometry: the parts and targets it adds, its blocks, what a reduced store pools
+for it, and the start-up refusals."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import yaml
 
 from vlmbinding.workflow.checks import check_geometry
 from vlmbinding.workflow.config import ConfigError, validate_config
-from vlmbinding.workflow.params import geometry_layers, sharing_params
+from vlmbinding.workflow.params import (
+    activation_params,
+    extraction_params,
+    geometry_layers,
+    pools_objects,
+    sharing_params,
+)
 from vlmbinding.workflow.targets import sharing_parts, sharing_targets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,13 +53,33 @@ def test_blocks_default_to_the_analysed_ones(config):
     assert geometry_layers(config, 12, [9, 10]) == [11]
 
 
-def test_a_reduced_store_is_refused_naming_both_keys(config):
+def test_a_reduced_store_serves_the_geometry_by_pooling_objects(config):
+    config["sharing"].update(enabled=True)
     config["sharing"]["geometry"]["enabled"] = True
     config["activations"]["store"] = "reduced"
-    with pytest.raises(ConfigError, match="activations.store.*sharing.geometry.enabled"):
-        check_geometry(config, {"m": {"layers": 12}})
-    config["sharing"]["geometry"]["enabled"] = False
-    check_geometry(config, {"m": {"layers": 12}})
+    check_geometry(config, {"m": {"layers": 12}})  # no longer refused
+    assert pools_objects(config)
+    pooled = extraction_params(config, 12, [10, 11])
+    assert pooled["object_pooling"] == {"canvas": [232, 231], "layers": [10, 11]}
+    assert {k: v for k, v in pooled.items() if k != "object_pooling"} == activation_params(config)
+    config["sharing"]["geometry"]["layers"] = [-1]
+    assert extraction_params(config, 12, [10, 11])["object_pooling"]["layers"] == [11]
+
+
+@pytest.mark.parametrize("change", ["tokens", "geometry off", "sharing off"])
+def test_the_extraction_pools_nothing_otherwise(config, change):
+    """A tokens store's params are the activations block, as before: no rerun."""
+    config["sharing"].update(enabled=True)
+    config["sharing"]["geometry"]["enabled"] = True
+    config["activations"]["store"] = "reduced"
+    if change == "tokens":
+        config["activations"]["store"] = "tokens"
+    elif change == "geometry off":
+        config["sharing"]["geometry"]["enabled"] = False
+    else:
+        config["sharing"]["enabled"] = False
+    assert not pools_objects(config)
+    assert extraction_params(config, 12, [10, 11]) == activation_params(config)
 
 
 def test_a_block_out_of_range_names_the_key_and_the_model(config):

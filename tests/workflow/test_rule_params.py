@@ -4,6 +4,7 @@ workflow (no job runs)."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from snakemake.io import expand
@@ -22,7 +23,8 @@ def test_gradcam_and_binding_follow_the_activations_preprocessing(tmp_path, tiny
     # The binding test reads the image embeddings the extraction made with this setting.
     binding = wf.get_rule("evaluate_binding")
     assert "results/{model}/activations.zarr" in [str(f) for f in binding.input]
-    assert wf.get_rule("extract_activations").params.activations["preprocess"] == mode
+    activations = wf.get_rule("extract_activations").params.activations  # per model
+    assert activations(SimpleNamespace(model="toy"))["preprocess"] == mode
 
 
 def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_path, tiny_config):
@@ -57,3 +59,22 @@ def test_the_cross_model_view_reads_each_models_tables_and_labels_its_rows(tmp_p
     assert entries["entropy_replicates"] == [m in pooled for m in models]
     assert len(entries["seeds"]) == len(models) and list(entries) == sorted(entries)
     assert "results/comparison/models.png" in [str(f) for f in rule.output]
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_the_comparison_names_its_sharing_table_only_with_sharing_on(
+    tmp_path, tiny_config, enabled
+):
+    tiny_config["sharing"] = {"enabled": enabled}
+    tiny_config["dataset"]["images_per_count"] = 15  # the tuning regression's 35 images
+    wf = parse_workflow(tmp_path, tiny_config)
+    output = wf.get_rule("compare_models").output
+    named = dict(output._names)  # name -> index
+    if not enabled:  # compare_models.py writes sharing.tsv only where the rule names it
+        assert "sharing" not in named
+        return
+    table = output[named["sharing"][0]]
+    assert str(table) == "results/comparison/sharing.tsv"
+    assert table.flags.get("report")  # in the report, with its caption
+    caption = table.flags["report"].caption
+    assert caption and "comparison_sharing.rst" in str(caption)

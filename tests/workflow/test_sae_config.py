@@ -22,7 +22,6 @@ def config_with(tiny_config, sae=None, **blocks):
 @pytest.mark.parametrize(
     "sae, blocks, words",
     [
-        ({}, {"activations": {"store": "reduced"}}, ["activations.store", "sharing.sae.enabled"]),
         ({"dataset_seed": 0}, {}, ["sharing.sae.dataset_seed: 0 is dataset.seed"]),
         ({"dataset_seed": 7}, {"dataset": {"seed": 7}}, ["sharing.sae.dataset_seed"]),
         ({"n_images": 13}, {}, ["sharing.sae.n_images: 13 images", "has 12"]),
@@ -49,6 +48,13 @@ def test_an_external_dataset_is_refused(tiny_config):
     config["dataset"]["external"] = {"objects": "x.csv", "images": "imgs"}
     with pytest.raises(ConfigError, match="dataset.external"):
         check_sae(config, {"toy": {}}, 12)
+
+
+def test_a_reduced_store_passes_its_latents_are_recomputed(tiny_config):
+    config = config_with(tiny_config, activations={"store": "reduced"})
+    check_sae(config, {"toy": {}}, 12)
+    latents = sae_params(config, "latents")
+    assert set(latents) == {"seeds", "dtype", "preprocess", "center_mlp_out", "autocast"}
 
 
 def test_defaults_pass_and_a_disabled_basis_is_not_checked(tiny_config):

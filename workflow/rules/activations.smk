@@ -1,7 +1,9 @@
 rule extract_activations:
-    """GPU rule: every block's MLP output for every token, streamed to Zarr (METHOD.md 2)."""
+    """GPU rule: every block's MLP output for every token, streamed to Zarr (METHOD.md 2);
+    a reduced store pools each object's patch vectors when the geometry needs them."""
     input:
         images=dataset_file("images"),
+        objects=lambda w: dataset_file("objects")(w) if pools_objects(config) else [],
         weights=weights_input("extract_activations"),
     output:
         store=directory("results/{model}/activations.zarr"),
@@ -18,7 +20,9 @@ rule extract_activations:
         runtime=job_runtime("extract"),
     params:
         model=model_params,
-        activations=activation_params(config),
+        activations=lambda w: extraction_params(
+            config, GEOMETRY[w.model]["layers"], LAYERS[w.model]
+        ),
         arch_cfg=arch_cfg,
         device=config["device"],
     script:

@@ -16,19 +16,21 @@ from vlmbinding.workflow import checks, resources, targets
 from vlmbinding.workflow.config import ConfigError
 from vlmbinding.workflow.entries import identity, model_entries
 from vlmbinding.workflow.params import (
-    activation_params,
     comparison_params,
     correlation_params,
     dataset_params,
     dataset_seed_params,
     entropy_resampling_params,
+    extraction_params,
     figure_params,
     gradcam_params,
     intervention_params,
     neuron_params,
     null_params,
+    pools_objects,
     robustness_neuron_params,
     robustness_main,
+    robustness_omega_params,
     robustness_overlap_params,
     robustness_params,
     robustness_pools,
@@ -150,4 +152,18 @@ def across_models(caption, label):
         caption=f"../report/{caption}.rst",
         category="Across models",
         labels={"figure": label},
+    )
+
+
+def comparison_sharing_output(config):
+    """The cross-model view's table of every sharing measure per model
+    (results/comparison/sharing.tsv, in the report), when sharing.enabled; else nothing.
+    """
+    if not config["sharing"]["enabled"]:
+        return {}
+    return dict(
+        sharing=report(
+            "results/comparison/sharing.tsv",
+            **across_models("comparison_sharing", "every sharing measure per model"),
+        )
     )

@@ -165,6 +165,7 @@ rule compare_models:
     input:
         unpack(lambda w: targets.comparison_inputs(MODELS, config, NO_TEXT)),
     output:
+        **comparison_sharing_output(config),
         table="results/comparison/models.tsv",
         html=report(
             "results/comparison/models.html",

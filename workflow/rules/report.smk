@@ -1,6 +1,7 @@
 # Quick jobs: on a cluster they run on the submitting host.
 localrules:
     tabulate_results,
+    tabulate_sharing,
     record_config,
 
 
@@ -22,6 +23,36 @@ rule tabulate_results:
         "../../envs/workflow.yaml"
     script:
         "../scripts/tabulate_results.py"
+
+
+rule tabulate_sharing:
+    """The sharing page: what came out for S and each measure and basis of sharing, in words."""
+    input:
+        unpack(
+            lambda w: targets.sharing_page_inputs(
+                MODELS,
+                config,
+                w.model,
+                sharing_pool(config, LAYERS[w.model])["layers"],
+                NO_TEXT,
+            )
+        ),
+    output:
+        html=report(
+            "results/{model}/sharing.html",
+            caption="../report/sharing_page.rst",
+            category="Neuron sharing",
+            subcategory="{model}",
+            labels={"figure": "what came out, in sentences"},
+        ),
+    log:
+        "logs/tabulate_sharing/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        space=config["figures"]["space"],
+    script:
+        "../scripts/tabulate_sharing.py"
 
 
 rule record_config:

@@ -47,6 +47,35 @@ rule specification_overlap:
         "../scripts/specification_overlap.py"
 
 
+rule specification_omega:
+    """The encoding geometry's neuron sharing z (omega) under every layer pool."""
+    input:
+        store=rules.extract_activations.output.store,
+        images=dataset_file("images"),
+        objects=dataset_file("objects"),
+    output:
+        table="results/{model}/robustness/omega.parquet",
+    log:
+        "logs/specification_omega/{model}.log",
+    benchmark:
+        "benchmarks/specification_omega/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    resources:
+        # one block's patch tokens at a time, and every pooled block's object vectors
+        mem_mb=lambda w, attempt: job_mem_mb("layer")(w, attempt) + 2000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        pools=lambda w: robustness_pools(config, GEOMETRY, w.model, LAYERS[w.model]),
+        grid=robustness_omega_params(config),
+        canvas=[config["dataset"]["width"], config["dataset"]["height"]],
+        preprocess=config["activations"]["preprocess"],
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/specification_omega.py"
+
+
 rule assemble_specifications:
     """S under every specification and its correlation with D and M."""
     input:
@@ -56,6 +85,8 @@ rule assemble_specifications:
         separability=rules.measure_separability.output.table,
         # robustness.measure has overlap: its z per specification (none otherwise)
         overlap=targets.robustness_overlap(config, "{model}"),
+        # robustness.measure has omega: the neuron sharing's z per layer pool (none otherwise)
+        omega=targets.robustness_omega(config, "{model}"),
     output:
         table="results/{model}/robustness/specifications.parquet",
         summary="results/{model}/robustness/summary.tsv",

@@ -155,3 +155,33 @@ rule geometry_beyond:
         vocabulary=vocabulary_params(config),
     script:
         "../scripts/geometry_beyond.py"
+
+
+localrules:
+    plot_geometry,
+
+
+rule plot_geometry:
+    """Interference and neuron sharing against D and against M at the deepest block."""
+    input:
+        sharing=rules.gather_sharing.output.table,
+        separability=rules.measure_separability.output.table,
+        correlation=rules.correlate_sharing.output.table,
+    output:
+        png=report(
+            "results/{model}/figures/geometry.png",
+            caption="../report/geometry.rst",
+            category="Neuron sharing",
+            subcategory="{model}",
+            labels={"figure": "interference and neuron sharing against D and M"},
+        ),
+        pdf="results/{model}/figures/geometry.pdf",
+    log:
+        "logs/plot_geometry/{model}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        space=config["figures"]["space"],
+        vocabulary=vocabulary_params(config),
+    script:
+        "../scripts/plot_geometry.py"

@@ -15,6 +15,7 @@ table, summary = assemble_specifications(
     snakemake.params.ratio_threshold,
     main=snakemake.params.main,
     overlap=snakemake.input.get("overlap") or None,  # robustness.measure has overlap
+    omega=snakemake.input.get("omega") or None,  # robustness.measure has omega
 )
 write_parquet(table, snakemake.output.table)
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)

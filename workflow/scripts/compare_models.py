@@ -7,8 +7,13 @@ from vlmbinding.analysis.cross_model import (
     model_summary,
     pair_table,
     replicate_means,
-    sharing_pair_table,
     sharing_summary,
+)
+from vlmbinding.analysis.cross_model_sharing import (
+    SHARING_SUMMARY_COLUMNS,
+    pool_sharing_replicates,
+    sharing_correlation_rows,
+    sharing_pairs_by_key,
 )
 from vlmbinding.analysis.pooling import pool_replicate_entropy, pool_replicate_pairs
 from vlmbinding.data.vocab import Vocabulary
@@ -19,7 +24,7 @@ from vlmbinding.report.pages import html_page
 to_file(snakemake.log[0])
 kinds = Vocabulary.from_config(snakemake.params.vocabulary).feature_kinds
 entries = snakemake.params.entries  # per model, in model order
-rows, pairs_by_base, overlap_by_base = [], {}, {}
+rows, pairs_by_base, sharing_by_base, sharing_rows = [], {}, {}, []
 zero_shots = iter(snakemake.input.zero_shot)  # one per toy model, in model order
 sharing = bool(snakemake.input.sharing)  # sharing.enabled: one table per model
 # one per model with a text tower, in model order (none for a vision-only tower)
@@ -33,12 +38,14 @@ for i, model in enumerate(entries["models"]):
     if trained:
         pairs_by_base.setdefault(entries["bases"][i], []).append(pairs)
     overlap = {}
-    if sharing:  # the overlap z (neuron basis) beside S
-        overlap = sharing_summary(pd.read_parquet(snakemake.input.sharing_correlation[i]))
+    if sharing:  # the overlap z (neuron basis) beside S; every sharing row in its own table
+        correlation = pd.read_parquet(snakemake.input.sharing_correlation[i])
+        overlap = sharing_summary(correlation)
+        sharing_rows.append(sharing_correlation_rows(model, correlation))
         if trained:
             table = pd.read_parquet(snakemake.input.sharing[i])
-            overlap_pairs = sharing_pair_table(table, separability, kinds)
-            overlap_by_base.setdefault(entries["bases"][i], []).append(overlap_pairs)
+            keyed = sharing_pairs_by_key(table, separability, kinds)
+            sharing_by_base.setdefault(entries["bases"][i], []).append(keyed)
     rows.append(
         model_summary(
             model,
@@ -60,12 +67,17 @@ summary.to_csv(snakemake.output.table, sep="\t", index=False)
 # features and seeds resampled together: the error the seeds share counts once
 stats = snakemake.params.statistics
 pooled = pool_replicate_pairs(pairs_by_base, stats["bootstrap"], stats["seed"])
-if overlap_by_base:  # the same pooling for the overlap z: shared features counted once
-    more = pool_replicate_pairs(
-        overlap_by_base, stats["bootstrap"], stats["seed"], measure="overlap"
-    )
+if sharing_by_base:  # every measure x basis x layers of sharing: shared features once
+    more = pool_sharing_replicates(sharing_by_base, stats["bootstrap"], stats["seed"])
     pooled = pd.concat([pooled, more], ignore_index=True)
 pooled.to_csv(snakemake.output.pooled, sep="\t", index=False)
+per_model = (
+    pd.concat(sharing_rows, ignore_index=True)
+    if sharing_rows
+    else pd.DataFrame(columns=SHARING_SUMMARY_COLUMNS)
+)
+if snakemake.output.get("sharing"):  # results/comparison/sharing.tsv where the rule names it
+    per_model.to_csv(snakemake.output.sharing, sep="\t", index=False)
 # images (one half sample for all seeds) and seeds resampled: shared images counted once
 halves = iter(snakemake.input.entropy_halves)  # one per replicate pooled, in model order
 halves_by_base = {}
@@ -106,9 +118,20 @@ with open(snakemake.output.html, "w") as f:
                     summary,
                 ),
                 (
+                    "Every measure of sharing, per model",
+                    "With the sharing stage on: each measure of sharing's z (measure, in "
+                    "basis neurons or sae, over the blocks in layers: the overlap over the "
+                    "analysed pool, the encoding geometry's neuron_sharing (omega) and "
+                    "interference (iota) per block) against D and M in the full embedding "
+                    "over the pairs without positions: Pearson r, its 95% feature-bootstrap "
+                    "interval and the Mantel p with features permuted.",
+                    per_model,
+                ),
+                (
                     "Replicates pooled per base model",
                     "The trained replicates' r pooled, per measure (S, and with the sharing "
-                    "stage on the overlap z): r_pooled is tanh of their mean "
+                    "stage on every measure of sharing's z, named by measure, basis and "
+                    "layers; S's layers are the analysis's): r_pooled is tanh of their mean "
                     "Fisher z; ci_low/ci_high a 95% bootstrap interval that draws the features "
                     "once for all seeds (the pairs among them rebuilt in each) and the seeds "
                     "themselves, so the error the seeds share (which features were sampled) "

@@ -1,4 +1,5 @@
-"""Rule measure_geometry: interference and neuron sharing per block from the patch tokens."""
+"""Rule measure_geometry: interference and neuron sharing per block, from the patch tokens
+(tokens store) or each object's pooled patch vectors (reduced store)."""
 
 import pandas as pd
 
@@ -7,7 +8,7 @@ from vlmbinding.atomic import write_parquet
 from vlmbinding.data.crop import crops_to_square
 from vlmbinding.data.reading import open_checked_store
 from vlmbinding.data.vocab import Vocabulary
-from vlmbinding.extraction.store import layer_slice, n_prefix_tokens
+from vlmbinding.extraction.object_pooling import object_vector_reader
 from vlmbinding.logs import to_file
 
 to_file(snakemake.log[0])
@@ -17,7 +18,6 @@ images = pd.read_parquet(snakemake.input.images)
 objects = pd.read_parquet(snakemake.input.objects)
 image_ids = images["image_id"].astype(str).tolist()
 root = open_checked_store(snakemake.input.store, image_ids)
-prefix = n_prefix_tokens(root)
 masks = object_masks(
     objects,
     image_sizes(images, *snakemake.params.canvas),
@@ -26,7 +26,7 @@ masks = object_masks(
 )
 try:
     table = geometry_part(
-        lambda layer: layer_slice(root, layer)[:, prefix:, :],
+        None,
         snakemake.params.layers,
         objects,
         image_ids,
@@ -35,6 +35,7 @@ try:
         n_null=p["n_null"],
         n_bins=p["n_bins"],
         seed=p["seed"],
+        read_vectors=object_vector_reader(root, objects, image_ids, masks),
     )
 except ValueError as e:
     raise ValueError(f"sharing.geometry ({snakemake.wildcards.model}): {e}") from e

@@ -13,6 +13,7 @@ from vlmbinding.analysis.sharing_stage import layers_label, object_counts, shari
 from vlmbinding.atomic import write_parquet
 from vlmbinding.data.reading import dataset_presence, open_checked_store
 from vlmbinding.data.vocab import Vocabulary
+from vlmbinding.extraction.sae_encoding import load_latents
 from vlmbinding.extraction.store import layer_slice, n_prefix_tokens
 from vlmbinding.logs import to_file
 
@@ -23,17 +24,22 @@ p, s, pool = snakemake.params.sharing, snakemake.params.sae, snakemake.params.po
 model = snakemake.wildcards.model
 image_ids, presence = dataset_presence(snakemake.input.images, snakemake.input.objects, vocab)
 objects = pd.read_parquet(snakemake.input.objects)
-root = open_checked_store(snakemake.input.store, image_ids)
-base = Path(snakemake.output.seeds).parent  # results/<model>/sae
-latents = sae_pool_by_seed(
-    lambda layer: layer_slice(root, layer),
-    lambda layer, seed: load_dictionary(base / f"layer_{layer}" / f"seed-{seed}"),
-    pool["layers"],
-    s["seeds"],
-    how=pool["reduce"],
-    tokens=pool["tokens"],
-    n_prefix=n_prefix_tokens(root),
-)
+if snakemake.input.latents:  # a reduced store: recomputed by rule encode_sae_latents
+    expected = {"image_ids": image_ids, "layers": [int(x) for x in pool["layers"]]}
+    expected |= {"how": pool["reduce"], "tokens": pool["tokens"]}
+    latents = load_latents(snakemake.input.latents, s["seeds"], expected)
+else:
+    root = open_checked_store(snakemake.input.store, image_ids)
+    base = Path(snakemake.output.seeds).parent  # results/<model>/sae
+    latents = sae_pool_by_seed(
+        lambda layer: layer_slice(root, layer),
+        lambda layer, seed: load_dictionary(base / f"layer_{layer}" / f"seed-{seed}"),
+        pool["layers"],
+        s["seeds"],
+        how=pool["reduce"],
+        tokens=pool["tokens"],
+        n_prefix=n_prefix_tokens(root),
+    )
 tables = {}
 for seed, acts in latents.items():
     log.info("SAE seed %d: %d latents in the pool", seed, acts.shape[1])

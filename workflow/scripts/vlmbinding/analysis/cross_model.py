@@ -5,6 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# the measures of sharing's views live beside it (re-exported: compare_models imports them here)
+from vlmbinding.analysis.cross_model_sharing import (  # noqa: F401
+    sharing_pair_table,
+    sharing_summary,
+)
+
 
 def _row(correlation: pd.DataFrame, metric: str, space: str, subset: str) -> pd.Series | None:
     hit = correlation[
@@ -226,71 +232,6 @@ def pair_table(
     pairs = subset_pairs(joined, "M", space, subset, feature_kinds)
     pairs = pairs[np.isfinite(pairs[["S", "D", "M"]]).all(axis=1)]  # the same pairs for all
     return pairs[["f1", "f2", "S", "n_over_threshold", "D", "M"]]
-
-
-def sharing_pair_table(
-    sharing: pd.DataFrame,
-    separability: pd.DataFrame,
-    feature_kinds: dict[str, str],
-    space: str = "full",
-    subset: str = "no_position",
-    measure: str = "overlap",
-    basis: str = "neurons",
-    score: str = "z",
-) -> pd.DataFrame:
-    """The pairs of `pair_table` with a measure of sharing's score as S (f1, f2, S, D, M).
-
-    Only the sharing table's rows of `measure` and `basis` are read (other measures and
-    bases, an autoencoder's or geometry's, are left alone); a non-finite score (a null
-    without spread) leaves its pair out, as the sharing correlations do.
-    """
-    from vlmbinding.analysis.correlation import attach_scores
-    from vlmbinding.analysis.specification import subset_pairs
-
-    rows = sharing[sharing["measure"].eq(measure) & sharing["basis"].eq(basis)]
-    if rows.empty:
-        raise ValueError(f"the sharing table has no rows of measure {measure!r}, basis {basis!r}")
-    joined = attach_scores(rows[["f1", "f2", score]].rename(columns={score: "S"}), separability)
-    pairs = subset_pairs(joined, "M", space, subset, feature_kinds)
-    pairs = pairs[np.isfinite(pairs[["S", "D", "M"]].astype(float)).all(axis=1)]
-    return pairs[["f1", "f2", "S", "D", "M"]]
-
-
-def sharing_summary(
-    sharing_correlation: pd.DataFrame | None,
-    space: str = "full",
-    subset: str = "no_position",
-    measure: str = "overlap",
-    basis: str = "neurons",
-    score: str = "z",
-    prefix: str = "overlap",
-) -> dict:
-    """r of a measure of sharing with D and M for the cross-model table, beside S's.
-
-    From the model's sharing_correlation table (the statistics used for S: features the
-    unit of the bootstrap interval and of the Mantel permutation), its rows of `measure`,
-    `basis` and `score` in `space` over `subset`: r_<prefix>_D, _low, _high (the
-    feature-bootstrap interval), _mantel_p, and the same for M. NaN without the table.
-    """
-    out = {}
-    table = None
-    if sharing_correlation is not None:
-        keep = (
-            sharing_correlation["measure"].eq(measure)
-            & sharing_correlation["basis"].eq(basis)
-            & sharing_correlation["score"].eq(score)
-        )
-        table = sharing_correlation[keep]
-    for metric in ("D", "M"):
-        row = _row(table, metric, space, subset) if table is not None else None
-        for key, col in (
-            ("", "pearson_r"),
-            ("_low", "feature_ci_low"),
-            ("_high", "feature_ci_high"),
-            ("_mantel_p", "mantel_p"),
-        ):
-            out[f"r_{prefix}_{metric}{key}"] = float(row[col]) if row is not None else np.nan
-    return out
 
 
 SEED_STATISTICS = (

@@ -16,6 +16,13 @@ two residuals. Features are the unit:
 - feature_ci_low/high: the feature bootstrap that refits both regressions in every
   resample (`beyond_pixels.resampled_partial_correlation`), within kind for binding.
 
+- mde_r: the smallest partial r this test detects with 80% power at alpha 0.05. The
+  partial Mantel test is a Mantel test of the two residual matrices, so this is
+  `power.minimum_detectable_r` for them: the same features (the unit permuted, within
+  their kind for binding), the same pairs, and the additive shares (`power.additive_share`)
+  of omega's and the metric's residuals. It leaves out the two parameters each residual
+  lost to its fit on iota (an intercept and a slope against 20-120 pairs).
+
 `semipartial_r` (omega against the metric's residual) is kept for reference, as there.
 Torch-free.
 """
@@ -28,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, mantel_test, pairs_to_matrix
+from vlmbinding.analysis.power import additive_share, minimum_detectable_r
 from vlmbinding.analysis.resampling import feature_resamples
 from vlmbinding.controls.beyond_pixels import least_squares_residual, resampled_partial_correlation
 
@@ -46,6 +54,7 @@ GEOMETRY_BEYOND_COLUMNS = [
     "feature_ci_low",
     "feature_ci_high",
     "mantel_p",
+    "mde_r",
     "n_boot",
     "n_perm",
 ]
@@ -71,15 +80,17 @@ def partial_beyond(
     n_boot: int = 10000,
     n_perm: int = 9999,
     seed: int = 0,
+    power_sims: int = 200,
 ) -> dict[str, float]:
     """r(omega, metric | iota) over pairs (f1, f2), with features as the unit.
 
     Keys: n_pairs (finite in all three), r_metric_iota, r_omega_iota, r_omega (plain
     Pearson r), r (the partial correlation: residuals of omega and of the metric on iota),
     semipartial_r (omega against the metric's residual), mantel_p (the residual matrices,
-    features permuted, within `strata` when given) and feature_ci_low/high (95%,
-    features resampled within `strata`, both regressions refitted per resample). Seeded by
-    `seed`. Without strata this is `beyond_pixels.residual_test` with iota as the pixels.
+    features permuted, within `strata` when given), feature_ci_low/high (95%,
+    features resampled within `strata`, both regressions refitted per resample) and mde_r
+    (the module's: `power_sims` simulated data sets, 0 skips it). Seeded by `seed`.
+    Without strata this is `beyond_pixels.residual_test` with iota as the pixels.
     NaN statistics with fewer than 3 pairs or a constant residual.
     """
     omega, metric, iota = (np.asarray(v, float) for v in (omega, metric, iota))
@@ -98,6 +109,7 @@ def partial_beyond(
         "feature_ci_low": nan,
         "feature_ci_high": nan,
         "mantel_p": nan,
+        "mde_r": nan,
     }
     if not np.isfinite(out["r"]):
         return out
@@ -107,12 +119,36 @@ def partial_beyond(
     )
     mat = {k: pairs_to_matrix(table, k, features) for k in ("O", "M", "I", "resid_m", "resid_o")}
     _, out["mantel_p"] = mantel_test(mat["resid_o"], mat["resid_m"], n_perm, seed, strata=strata)
+    if power_sims:
+        out["mde_r"] = residual_mde_r(mat["resid_o"], mat["resid_m"], strata, power_sims, seed)
     draws = feature_resamples(len(features), n_boot, np.random.default_rng(seed), strata)
     r = resampled_partial_correlation(draws, mat["O"], mat["M"], mat["I"])
     r = r[np.isfinite(r)]
     if len(r):
         out["feature_ci_low"], out["feature_ci_high"] = map(float, np.percentile(r, [2.5, 97.5]))
     return out
+
+
+def residual_mde_r(
+    resid_omega: np.ndarray,
+    resid_metric: np.ndarray,
+    strata: Sequence[str] | None = None,
+    power_sims: int = 200,
+    seed: int = 0,
+) -> float:
+    """The smallest |partial r| the partial Mantel test detects with 80% power at 0.05:
+    `power.minimum_detectable_r` for the two [F, F] residual matrices (the unit the
+    feature, permuted within `strata` when given; the pairs finite in both; the residuals'
+    additive shares), `power_sims` data sets seeded by `seed`."""
+    a, b = np.asarray(resid_omega, float), np.asarray(resid_metric, float)
+    return minimum_detectable_r(
+        a.shape[0],
+        np.isfinite(a) & np.isfinite(b),
+        strata,
+        (additive_share(a), additive_share(b)),
+        n_sim=power_sims,
+        seed=seed,
+    )
 
 
 def _layer_scores(rows: pd.DataFrame, score: str) -> pd.DataFrame:
@@ -133,6 +169,7 @@ def geometry_beyond_table(
     n_boot: int = 10000,
     n_perm: int = 9999,
     seed: int = 0,
+    power_sims: int = 200,
 ) -> pd.DataFrame:
     """Per block (layers) x score x metric x space x subset: omega against the metric
     beyond iota (`partial_beyond`). `sharing` holds the geometry rows (measures
@@ -140,7 +177,8 @@ def geometry_beyond_table(
     omega's, iota always enters as its value (the cosine). `separability`: f1, f2, space,
     D, M; with `per_pair` (f1, f2, accuracy) also binding accuracy, space 'binding', with
     features permuted and resampled within their kind. Subsets 'all' and 'no_position'.
-    An error if the table has no geometry rows.
+    mde_r per row with `power_sims` simulated data sets (0: NaN). An error if the table has
+    no geometry rows.
     """
     geo = sharing[sharing["measure"].isin(["interference", "neuron_sharing"])]
     if geo.empty:
@@ -154,12 +192,16 @@ def geometry_beyond_table(
             scores = _layer_scores(block, score)
             for table, metrics, within in targets:
                 joined = attach_scores(scores, table, columns=("O", "I"))
-                found = _metric_rows(joined, metrics, feature_kinds, within, n_boot, n_perm, seed)
+                found = _metric_rows(
+                    joined, metrics, feature_kinds, within, n_boot, n_perm, seed, power_sims
+                )
                 rows += [row | {"layers": str(layers), "score": score} for row in found]
     return pd.DataFrame(rows, columns=GEOMETRY_BEYOND_COLUMNS)
 
 
-def _metric_rows(joined, metrics, feature_kinds, within, n_boot, n_perm, seed) -> list[dict]:
+def _metric_rows(
+    joined, metrics, feature_kinds, within, n_boot, n_perm, seed, power_sims
+) -> list[dict]:
     """One row per metric x space x subset of one block's joined pairs."""
     kind1, kind2 = joined["f1"].map(feature_kinds), joined["f2"].map(feature_kinds)
     no_pos = ~(kind1.eq("position") | kind2.eq("position"))
@@ -185,6 +227,7 @@ def _metric_rows(joined, metrics, feature_kinds, within, n_boot, n_perm, seed) -
                     n_boot=n_boot,
                     n_perm=n_perm,
                     seed=seed,
+                    power_sims=power_sims,
                 )
                 rows.append(
                     {"metric": metric, "space": space, "subset": subset}

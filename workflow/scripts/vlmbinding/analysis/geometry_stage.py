@@ -1,12 +1,14 @@
-"""The geometry part of the sharing table: iota and omega per layer from a tokens store.
+"""The geometry part of the sharing table: iota and omega per layer from the store.
 
 Measure 2 of the sharing stage (`geometry`): for each block asked for
 (`sharing.geometry.layers`), the patch tokens inside each object's box, each patch
 position's mean over the images removed (`geometry.object_vectors`), give one vector per
 object; `geometry.encoding_geometry` turns them into interference (iota) and neuron
 sharing (omega) per pair, cross-fitted, with a null that permutes neurons within variance
-bins. The rows follow the sharing table's contract (`sharing_stage.SHARING_COLUMNS`):
-basis `neurons`, layers the block's index, one block per row.
+bins. A reduced store holds each object's pooled patch vector instead of the tokens
+(`extraction.object_pooling`); the vectors are the same. The rows follow the sharing
+table's contract (`sharing_stage.SHARING_COLUMNS`): basis `neurons`, layers the block's
+index, one block per row.
 
 Torch-free: the store is read through a callable, so tests plant a store in memory.
 """
@@ -96,7 +98,7 @@ def check_feature_objects(
 
 
 def geometry_part(
-    read_patches: Callable[[int], np.ndarray],
+    read_patches: Callable[[int], np.ndarray] | None,
     layers: Sequence[int],
     objects: pd.DataFrame,
     image_ids: Sequence[str],
@@ -107,12 +109,15 @@ def geometry_part(
     n_bins: int = 10,
     seed: int = 0,
     min_objects: int = 8,
+    read_vectors: Callable[[int], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Interference and neuron sharing of every pair at each block of `layers`.
 
     `read_patches(layer)` gives that block's patch tokens [image, patch, unit] in store
     order (`image_ids`), prefix tokens dropped; `objects` the objects table, `masks`
-    [object, patch] from `object_masks` in its row order. Returns the sharing table's
+    [object, patch] from `object_masks` in its row order. `read_vectors(layer)`, instead of
+    `read_patches`, gives the object vectors [object, unit] themselves (a reduced store's
+    pooled vectors: `extraction.object_pooling.object_vector_reader`). Returns the sharing table's
     contract columns, one row per block, pair and measure (basis `neurons`, layers the
     block index as a string). The image groups and the null are seeded by `seed`, the same
     in every block; the unit permuted is the neuron (`geometry.encoding_geometry`). A
@@ -126,7 +131,14 @@ def geometry_part(
     parts = []
     for layer in layers:
         check_feature_objects(labels, features, int(layer), min_objects)
-        vectors = object_vectors(read_patches(int(layer)), rows, masks)
+        if read_vectors is not None:
+            vectors = read_vectors(int(layer))
+        else:
+            vectors = object_vectors(read_patches(int(layer)), rows, masks)
+        if vectors.shape[0] != len(objects):
+            raise ValueError(
+                f"layer {layer}: {len(vectors)} object vectors, {len(objects)} objects"
+            )
         try:
             table = encoding_geometry(
                 vectors,

@@ -41,6 +41,8 @@ _R_MAX = 1 - 1e-12
 SHARED_COLUMNS = [
     "base",
     "measure",
+    "basis",
+    "layers",
     "metric",
     "k",
     "r_pooled",
@@ -149,6 +151,8 @@ def pool_replicate_pairs(
     seed: int = 0,
     metrics: Sequence[str] = ("D", "M"),
     measure: str = "S",
+    basis: str = "neurons",
+    layers: str = "",
 ) -> pd.DataFrame:
     """One row per base model and metric: `pooled_over_seeds` of its trained replicates.
 
@@ -156,8 +160,9 @@ def pool_replicate_pairs(
     `cross_model.pair_table` correlates; for a measure of sharing, column S holds its
     score, `cross_model.sharing_pair_table`). The features are those every replicate has a
     pair of, in first-seen order; pairs are matched by their features. `measure` names the
-    score in the `measure` column. Units resampled: features (one draw for all seeds) and
-    seeds, as in `pooled_over_seeds`. Columns SHARED_COLUMNS.
+    score in the `measure` column, `basis` and `layers` (a block set; empty for S, whose
+    pool is the analysis's) where it was measured. Units resampled: features (one draw for
+    all seeds) and seeds, as in `pooled_over_seeds`. Columns SHARED_COLUMNS.
     """
     rows = []
     for base, tables in pairs.items():
@@ -170,7 +175,8 @@ def pool_replicate_pairs(
         for metric in metrics:
             reps = [(pairs_to_matrix(t, "S", features), pairs_to_matrix(t, metric, features))
                     for t in tables]  # fmt: skip
-            key = {"base": base, "measure": measure, "metric": metric}
+            key = {"base": base, "measure": measure, "basis": basis, "layers": layers}
+            key["metric"] = metric
             rows.append(key | pooled_over_seeds(reps, n_boot, seed))
     return pd.DataFrame(rows, columns=SHARED_COLUMNS)
 

@@ -46,7 +46,7 @@ from vlmbinding.workflow.grid import layer_pools  # noqa: F401  (re-exported)
 log = logging.getLogger(__name__)
 
 CHOICES = ("top_k", "n_neurons", "layers", "reduce", "tokens", "space", "subset")
-MEASURES = ("S", "overlap")
+MEASURES = ("S", "overlap", "omega")
 SPECIFICATION_COLUMNS = [
     "measure",
     *CHOICES,
@@ -301,7 +301,7 @@ def specification_table(
 
 
 def specification_summary(specs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Per measure (S, overlap) and metric: how many specifications find a significant effect
+    """Per measure (S, overlap, omega) and metric: how many specifications find a significant effect
     of each sign (a table without a `measure` column is S's).
 
     Significant: Mantel p < `alpha` (share_negative: r < 0, share_positive: r > 0); the

@@ -92,13 +92,16 @@ def overlap_specification_table(
     n_perm: int = 999,
     seed: int = 0,
     main: Mapping | None = None,
+    measure: str = "overlap",
 ):
-    """(table, a, b): the overlap z's specifications as `specification_table` gives S's.
+    """(table, a, b): a measure of sharing's z under its specifications as
+    `specification_table` gives S's.
 
-    One row per (pool, reduce, tokens) of `grid` (`overlap_grid`), space, subset and metric,
-    measure 'overlap', top_k and n_neurons 0 (not choices of this measure); a non-finite z
-    (a null without spread) leaves its pair out. `main` (reduce, tokens, blocks) marks the
-    sharing stage's own specification. `a`, `b`: the [row, F, F] matrices of z and the
+    One row per (pool, reduce, tokens) of `grid` (`overlap_grid`, or
+    `specification_omega.omega_grid` with `measure` 'omega'), space, subset and metric,
+    labelled `measure`, top_k and n_neurons 0 (not choices of these measures); a non-finite
+    z (a null without spread) leaves its pair out. `main` (reduce, tokens, blocks) marks the
+    main analysis's specification. `a`, `b`: the [row, F, F] matrices of z and the
     metric over all features of `feature_kinds`, for `specification_joint.joint_summary`.
     """
     features = list(feature_kinds)
@@ -112,7 +115,7 @@ def overlap_specification_table(
         is_main = bool(
             main and indices == main_blocks and how == main["reduce"] and tokens == main["tokens"]
         )
-        choice = {"measure": "overlap", "top_k": 0, "n_neurons": 0, "layers": label}
+        choice = {"measure": measure, "top_k": 0, "n_neurons": 0, "layers": label}
         choice |= {"reduce": how, "tokens": tokens, "layer_indices": indices, "main": is_main}
         for space in spaces:
             for subset in subsets:

@@ -189,6 +189,48 @@ def specification_overlaps(
     )
 
 
+def specification_omegas(
+    images,
+    objects,
+    store,
+    vocab: Vocabulary,
+    pools: Mapping[str, Sequence[int]],
+    canvas: Sequence[int],
+    preprocess: Mapping,
+    n_null: int,
+    n_bins: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Rule specification_omega: the encoding geometry's neuron sharing omega (value, z) of
+    every pair under every layer pool (`specification_omega.omega_grid`), from the patch
+    tokens inside each object's box (a tokens store); `canvas` the generated images'
+    (width, height), `preprocess` the model's (whether it crops to a square)."""
+    from vlmbinding.analysis.geometry_stage import image_sizes, object_masks
+    from vlmbinding.analysis.specification_omega import omega_grid
+    from vlmbinding.data.crop import crops_to_square
+
+    image_ids, _, root = dataset_and_store(images, objects, store, vocab)
+    images_table, objects_table = pd.read_parquet(images), pd.read_parquet(objects)
+    prefix = st.n_prefix_tokens(root)
+    masks = object_masks(
+        objects_table,
+        image_sizes(images_table, *canvas),
+        crops_to_square(preprocess),
+        root.attrs["token_grid"],
+    )
+    return omega_grid(
+        lambda layer: st.layer_slice(root, layer)[:, prefix:, :],
+        pools,
+        objects_table,
+        image_ids,
+        vocab.features,
+        masks,
+        n_null=n_null,
+        n_bins=n_bins,
+        seed=seed,
+    )
+
+
 def assemble_specifications(
     layers: Paths,
     separability,
@@ -198,6 +240,7 @@ def assemble_specifications(
     ratio_threshold: float,
     main: Mapping | None = None,
     overlap=None,
+    omega=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rule assemble_specifications: (r(S, D) and r(S, M) under every specification, the
     summary of their signs at `grid["alpha"]` with the joint test of the whole curve).
@@ -205,7 +248,9 @@ def assemble_specifications(
     permutations, seed, alpha); `main` the main analysis's choices, marked in the table.
     With `overlap` (the file of `specification_overlaps`; robustness.measure has overlap)
     the overlap z's specifications follow S's, measure 'overlap', summarised and tested
-    on their own with the same feature permutations.
+    on their own with the same feature permutations; with `omega` (the file of
+    `specification_omegas`) the neuron sharing's z likewise, measure 'omega', its main
+    specification the pool of the analysed blocks.
     The bootstrap resamples features; the Mantel test and the joint test permute feature
     labels (one permutation applied to every specification at once)."""
     from vlmbinding.analysis.specification import specification_summary, specification_table
@@ -226,11 +271,15 @@ def assemble_specifications(
         main=main,
         keep_matrices=True,
     )
-    if overlap is not None:
-        from vlmbinding.analysis.specification_overlap import overlap_specification_table
+    from vlmbinding.analysis.specification_omega import OMEGA_REDUCE, OMEGA_TOKENS
+    from vlmbinding.analysis.specification_overlap import overlap_specification_table
 
+    omega_main = main and dict(main) | {"reduce": OMEGA_REDUCE, "tokens": OMEGA_TOKENS}
+    for measure, path, its_main in (("overlap", overlap, main), ("omega", omega, omega_main)):
+        if path is None:
+            continue
         more, a2, b2 = overlap_specification_table(
-            pd.read_parquet(overlap),
+            pd.read_parquet(path),
             pd.read_parquet(separability),
             vocab.feature_kinds,
             spaces=grid["space"],
@@ -238,7 +287,8 @@ def assemble_specifications(
             n_boot=grid["bootstrap"],
             n_perm=grid["permutations"],
             seed=grid["seed"],
-            main=main,
+            main=its_main,
+            measure=measure,
         )
         table = pd.concat([table, more], ignore_index=True)
         a, b = np.concatenate([a, a2]), np.concatenate([b, b2])

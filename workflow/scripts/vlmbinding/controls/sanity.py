@@ -47,7 +47,7 @@ from vlmbinding.controls.sanity_rows import (  # noqa: F401 - the table's column
     subset_features,
     twin_table,
 )
-from vlmbinding.controls.sharing_sanity import sanity_bases, sharing_rows_against
+from vlmbinding.controls.sharing_sanity import sanity_keys, sharing_rows_against
 from vlmbinding.controls.verdicts import verdict
 
 # --- neurons ----------------------------------------------------------------------------
@@ -245,7 +245,8 @@ def sanity_table(
     When `trained` holds sharing and sharing_correlation (the sharing stage's tables),
     every twin must too, and the overlap's rows (`sharing_sanity.sharing_rows_against`)
     follow the study's, built and combined over twins in the same way: one set per basis
-    with overlap rows (neurons; the autoencoder basis's, marked so, when it ran).
+    with overlap rows (neurons; the autoencoder basis's, marked so, when it ran), then the
+    encoding geometry's omega and iota per block when it ran (`sharing_sanity.sanity_keys`).
     With one twin the difference's interval resamples each row's unit against that twin;
     with several, rows are combined by `twins.combine_twin_rows` (a prediction interval
     over twins, the unit the twin's seed, widened by the trained model's own interval).
@@ -259,10 +260,12 @@ def sanity_table(
         for j, (twin, rows) in enumerate(zip(twins, per_twin, strict=True)):
             if twin.get("sharing") is None or twin.get("sharing_correlation") is None:
                 raise ValueError(f"twin {j} has no sharing tables, the trained model has")
-            for basis in sanity_bases(trained["sharing"]):  # neurons; sae when it ran
+            # the overlap per basis (neurons; sae when it ran), the geometry's per block
+            for measure, basis, layers in sanity_keys(trained["sharing"]):
                 rows += sharing_rows_against(
-                    trained, twin, feature_kinds, space, n_boot, seed, basis=basis
-                )
+                    trained, twin, feature_kinds, space, n_boot, seed,
+                    measure=measure, basis=basis, layers=layers,
+                )  # fmt: skip
     table = twin_table(per_twin)
     if trained.get("trials") is None:  # a tower without a text tower: rows that say so
         extra = pd.DataFrame([_not_applicable(s, k) for s, k in TEXT_ROWS], columns=SANITY_COLUMNS)

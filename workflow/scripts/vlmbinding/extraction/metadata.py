@@ -39,6 +39,12 @@ def store_arrays(mode: str, n_layers: int, width: int, tokens: int, embed_dim: i
     return arrays
 
 
+def model_identity(loaded, name: str) -> dict:
+    """What identifies the recorded model: its name, arch, weights and quick_gelu."""
+    keys = ("arch", "weights", "quick_gelu")
+    return {"name": name, **{k: getattr(loaded, k) for k in keys}}
+
+
 def store_attributes(
     model: dict, geometry: dict, n_layers: int, image_ids: list[str], settings: dict
 ) -> dict:

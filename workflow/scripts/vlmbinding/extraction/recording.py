@@ -30,7 +30,7 @@ from PIL import Image
 from torchvision import transforms
 
 from vlmbinding.extraction import store as st
-from vlmbinding.extraction.metadata import store_arrays, store_attributes, token_order  # noqa: F401
+from vlmbinding.extraction.metadata import model_identity, store_arrays, store_attributes
 from vlmbinding.extraction.pooling_head import head_recorder, pooling_head_attrs
 from vlmbinding.extraction.store import layer_slice, open_store  # noqa: F401 - re-exported for callers
 from vlmbinding.models import towers
@@ -242,9 +242,9 @@ class BatchWriter:
     in the caller's thread). An error in the writer is raised by the next put or close."""
 
     def __init__(
-        self, root, depth: int, per_layer=True, file_writers=WRITERS, image_ids=None, dtype=""
+        self, root, depth, per_layer=True, file_writers=WRITERS, image_ids=None, dtype="", pool=None
     ):
-        self.root, self.error, self.per_layer = root, None, per_layer
+        self.root, self.error, self.per_layer, self.pooling = root, None, per_layer, pool
         self.image_ids, self.dtype = image_ids, dtype
         self.arrays = dict(root.arrays())  # looked up once: each lookup reads metadata
         self.mlp_out = self.arrays.get("mlp_out")
@@ -264,6 +264,8 @@ class BatchWriter:
             if "finite" in arrays:
                 arrays = dict(arrays)
                 check_finite(arrays.pop("finite"), start, self.image_ids, self.dtype)
+            if self.pooling is not None:  # its own arrays (object_pooling.ObjectPooling)
+                arrays = self.pooling.write(self.arrays, start, arrays)
             layers = [v for k, v in arrays.items() if k.startswith("mlp_out/")]
             for name, values in arrays.items():
                 if not name.startswith("mlp_out/"):
@@ -326,6 +328,7 @@ def extract_activations(
     overlap: bool = True,
     encode_threads: int | None = None,
     model_name: str = "",
+    pooling=None,
     pooling_head: bool = False,
 ) -> Path:
     """Run the vision tower over every image and stream its MLP outputs to `out_path`.
@@ -333,6 +336,7 @@ def extract_activations(
     Rows follow `image_paths`. The store is built under `<out_path>.partial` and renamed
     when complete, so an interrupted run never leaves something that looks finished.
     `overlap=False` loads, computes and writes one batch after the other (same output).
+    `pooling` (an `object_pooling.ObjectPooling`) adds each object's pooled patch vectors.
     `pooling_head` also records the attention-pooling head's MLP (`extraction.pooling_head`).
     """
     model = loaded.model.eval()
@@ -350,16 +354,16 @@ def extract_activations(
     root = st.create_store(
         out_path, list(image_ids), arrays, batch_size, width, codec, compression_level, layout
     )
-    cuda = device.type == "cuda"
+    if pooling is not None:
+        pooling.create(root, batch_size, width, codec, compression_level)
     copies = HostCopies(device, limit=4)
     t0, done = time.time(), 0
     try:
         with st.zarr_threads(encode_threads), head or nullcontext():
-            writer = BatchWriter(
-                root, 2 if overlap else 0, layout == "layer-chunks", WRITERS, image_ids, dtype
-            )
+            depth, per_layer = (2 if overlap else 0), layout == "layer-chunks"
+            writer = BatchWriter(root, depth, per_layer, WRITERS, image_ids, dtype, pooling)
             loader = image_batches(
-                image_paths, transform, batch_size, workers if overlap else 0, pin=cuda
+                image_paths, transform, batch_size, workers if overlap else 0, pin=copies.cuda
             )
             try:
                 for start, images in loader:
@@ -371,6 +375,8 @@ def extract_activations(
                         AUTOCAST[autocast],
                     )
                     outputs = device_outputs(mlp, emb, store, geometry["n_prefix_tokens"])
+                    if pooling is not None:
+                        outputs |= pooling.device_outputs(mlp, start, geometry["n_prefix_tokens"])
                     outputs.update(head.pop() if head else {})
                     writer.put(start, *copies.take(outputs))
                     done += len(images)
@@ -381,12 +387,6 @@ def extract_activations(
                 writer.close(reraise=False)
                 raise
             writer.close()
-        identity = {
-            "name": model_name,
-            "arch": loaded.arch,
-            "weights": loaded.weights,
-            "quick_gelu": loaded.quick_gelu,
-        }
         settings = {
             "preprocess": preprocess,
             "center_mlp_out": center_mlp_out,
@@ -398,7 +398,9 @@ def extract_activations(
             "autocast": autocast,
             "pooling_head": pooling_head,
         }
-        attrs = store_attributes(identity, geometry, n_layers, image_ids, settings)
+        ident = model_identity(loaded, model_name)
+        attrs = store_attributes(ident, geometry, n_layers, image_ids, settings)
+        attrs |= pooling.finish(root) if pooling is not None else {}
         attrs.update(pooling_head_attrs(head.width) if head else {})
         st.close_store(root, out_path, attrs)
     except BaseException:

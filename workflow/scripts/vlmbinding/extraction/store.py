@@ -9,7 +9,14 @@ Two modes (`activations.store`):
   reduced  mlp_mean / mlp_max [image, neuron] over all tokens, and mlp_mean_patches /
            mlp_max_patches over the patch tokens only (the store's `n_prefix_tokens`
            dropped: CLS, registers; none for SigLIP): what the neuron
-           statistics need, 32 times smaller for ViT-L/14 (float32, 4 reductions)
+           statistics need, 32 times smaller for ViT-L/14 (float32, 4 reductions); with
+           the encoding geometry on, also what its object vectors need, per pooled block
+           (`vlmbinding.extraction.object_pooling`, attribute `object_pooling`: layers,
+           n_objects, crop, masks_sha256): object_patch_mean [object, pooled_unit] float32,
+           each object's mean over the patch tokens in its box, objects table row order;
+           patch_mean [patch, pooled_unit] float64, each patch position's mean over all
+           images; object_image [object], each object's image id (pooled_unit = i * width +
+           unit, i the block's index in object_pooling.layers)
 Both hold embeddings [image, dim] (float32).
 
 Integrity: the writer builds the store under `<path>.partial` and renames it only after

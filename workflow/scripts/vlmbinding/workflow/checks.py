@@ -25,7 +25,9 @@ from vlmbinding.workflow.entries import user_entry
 
 def check_config(config: dict, schema: Path) -> None:
     """Schema first (defaults filled in), then the checks a schema cannot express."""
+    check_refused_measures(config)
     validate_config(config, schema)
+    check_robustness(config)
     dataset = config["dataset"]
     try:
         vocab = Vocabulary.from_config(dataset)
@@ -46,6 +48,42 @@ def check_config(config: dict, schema: Path) -> None:
         check_external(dataset["external"], vocab, crop)
     else:
         startup.check_generated_canvas(vocab, dataset["width"], dataset["height"], crop)
+
+
+REFUSED_MEASURES = ("sae", "overlap_sae")  # the autoencoder basis: refused in the grid
+
+
+def check_refused_measures(config: dict) -> None:
+    """robustness.measure naming the autoencoder basis: an error that says why (before the
+    schema, whose message would only list the measures allowed)."""
+    robustness = config.get("robustness") or {}
+    asked = robustness.get("measure") or [] if isinstance(robustness, dict) else []
+    refused = [m for m in asked if str(m) in REFUSED_MEASURES]
+    if refused:
+        raise ConfigError(
+            f"robustness.measure: {refused[0]!r} (the autoencoder basis) is not a measure of "
+            "the specification curve: its dictionaries are trained for the sharing stage's "
+            "analysed blocks only (sharing.sae), and every layer pool of the grid (all, "
+            "thirds, last-N) would need dictionaries of its own blocks, one per seed of "
+            "sharing.sae.seeds, trained on a fresh dataset (GPU jobs on a real model). The "
+            "autoencoder basis's rows are in sharing.parquet, the sanity table and the "
+            "cross-model view; use S, overlap or omega here (docs/statistics.md)"
+        )
+
+
+def check_robustness(config: dict) -> None:
+    """robustness.measure against the store: omega reads the patch tokens in each object's
+    box, which only a tokens store keeps."""
+    r = config["robustness"]
+    if not r["enabled"] or "omega" not in r["measure"]:
+        return
+    if config["activations"]["store"] != "tokens":
+        raise ConfigError(
+            "robustness.measure: omega (the encoding geometry's neuron sharing) reads the "
+            "patch tokens inside each object's box, but activations.store is "
+            f"{config['activations']['store']!r} (per-image reductions only); set "
+            "activations.store: tokens or leave omega out of robustness.measure"
+        )
 
 
 def check_external(external: dict, vocab: Vocabulary, crop: bool) -> None:
@@ -168,18 +206,11 @@ def check_sharing(config: dict, geometries: dict[str, dict], layers: dict, n_ima
 
 
 def check_geometry(config: dict, geometries: dict[str, dict]) -> None:
-    """sharing.geometry against the store mode (it reads each object's patch tokens) and
-    its layers against each model's depth."""
+    """sharing.geometry's layers against each model's depth. Either store mode serves it: a
+    reduced store then pools each object's patch vectors (`extraction.object_pooling`)."""
     g = config["sharing"]["geometry"]
     if not (config["sharing"]["enabled"] and g["enabled"]):
         return
-    if config["activations"]["store"] != "tokens":
-        raise ConfigError(
-            f"sharing.geometry.enabled: the encoding geometry reads the patch tokens inside "
-            f"each object's box, but activations.store is {config['activations']['store']!r} "
-            "(per-image reductions only); set activations.store: tokens or "
-            "sharing.geometry.enabled: false"
-        )
     if g["layers"] is None:
         return
     for name, geometry in geometries.items():
@@ -190,18 +221,13 @@ def check_geometry(config: dict, geometries: dict[str, dict]) -> None:
 
 
 def check_sae(config: dict, models: dict, n_images: int) -> None:
-    """The autoencoder basis (sharing.sae) against what it needs: per-token activations of
-    the analysed images, a dataset the workflow can draw afresh, a seed not analysed."""
+    """The autoencoder basis (sharing.sae) against what it needs: a dataset the workflow
+    can draw afresh, a seed not analysed (either store mode: a reduced store's latents are
+    recomputed by the model)."""
     s = config["sharing"]
     sae = s["sae"]
     if not (s["enabled"] and sae["enabled"]):
         return
-    if config["activations"]["store"] != "tokens":
-        raise ConfigError(
-            "sharing.sae.enabled: the autoencoder basis encodes every token of the analysed "
-            f"images, but activations.store is {config['activations']['store']!r} (per-image "
-            "reductions only); set activations.store: tokens or sharing.sae.enabled: false"
-        )
     if config["dataset"]["external"]:
         raise ConfigError(
             "sharing.sae.enabled: the autoencoders train on a fresh dataset drawn with "

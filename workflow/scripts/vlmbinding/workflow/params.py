@@ -34,6 +34,27 @@ def activation_params(config: dict) -> dict:
     return block
 
 
+def pools_objects(config: dict) -> bool:
+    """Does the extraction pool each object's patch vectors? Only into a reduced store, and
+    only for the encoding geometry (sharing.enabled and sharing.geometry.enabled): a tokens
+    store holds every token already."""
+    s = config["sharing"]
+    return config["activations"]["store"] == "reduced" and s["enabled"] and s["geometry"]["enabled"]
+
+
+def extraction_params(config: dict, depth: int, pool) -> dict:
+    """The activations block (tracked for reruns), plus, when the extraction pools objects
+    (`pools_objects`), what the pooling depends on: `object_pooling` with the blocks the
+    geometry measures (`geometry_layers`) and the generated canvas (boxes to patches). A
+    tokens store's params stay the activations block alone."""
+    out = activation_params(config)
+    if pools_objects(config):
+        d = config["dataset"]
+        layers = geometry_layers(config, depth, pool)
+        out["object_pooling"] = {"canvas": [d["width"], d["height"]], "layers": layers}
+    return sorted_dict(out)
+
+
 def toy_settings(config: dict, entry: dict) -> dict:
     """The toy block a models entry trains with: the config's, its entry's own toy
     overrides and its replicate's training seed (models[].replicates.seeds)."""
@@ -157,6 +178,17 @@ def robustness_overlap_params(config: dict) -> dict:
     }
 
 
+def robustness_omega_params(config: dict) -> dict:
+    """What the neuron sharing omega's specifications use: robustness.omega_n_null null
+    draws, and the encoding geometry's variance bins and seed (sharing.geometry)."""
+    g = config["sharing"]["geometry"]
+    return {
+        "n_null": config["robustness"]["omega_n_null"],
+        "n_bins": g["n_bins"],
+        "seed": g["seed"],
+    }
+
+
 def robustness_pools(
     config: dict, geometries: dict[str, dict], model: str, main_blocks=None
 ) -> dict:
@@ -196,6 +228,9 @@ SAE_STEPS = {
     "tokens": ("dataset_seed", "n_images", "n_tokens"),
     "train": ("seeds", "expansion", "k", "epochs", "lr"),
     "measure": ("seeds", "m"),
+    # a reduced store's latents of the analysed images, recomputed by the model (the
+    # recording settings are added by `sae_params`)
+    "latents": ("seeds",),
     "resolved": ("threshold",),
 }
 
@@ -203,10 +238,11 @@ SAE_STEPS = {
 def sae_params(config: dict, step: str) -> dict:
     """The settings of sharing.sae that change the results of one step of the autoencoder
     basis (SAE_STEPS), so that changing e.g. sharing.sae.k reruns training and what follows,
-    not the token sample. The token sample also tracks how activations are recorded."""
+    not the token sample. The token sample and a reduced store's recomputed latents also
+    track how activations are recorded."""
     sae = config["sharing"]["sae"]
     out = {k: sae[k] for k in SAE_STEPS[step]}
-    if step == "tokens":
+    if step in ("tokens", "latents"):
         a = config["activations"]
         out |= {k: a[k] for k in ("dtype", "preprocess", "center_mlp_out", "autocast")}
     return sorted_dict(out)

@@ -24,6 +24,8 @@ FIGURES = (
     "binding_vs_S",
     "superposition_null",
 )
+# the autoencoder basis's figures (rule plot_sae), when sharing.sae is on
+SAE_FIGURES = ("sharing_sae", "sae_training", "sae_resolved")
 
 
 def toy_checkpoint(name: str) -> str:
@@ -67,6 +69,14 @@ def robustness_overlap(config: dict, model: str) -> list[str]:
     if "overlap" not in config["robustness"]["measure"]:
         return []
     return [f"results/{model}/robustness/overlap.parquet"]
+
+
+def robustness_omega(config: dict, model: str) -> list[str]:
+    """The neuron sharing omega per specification (results/<model>/robustness/omega.parquet)
+    when robustness.measure has omega; else none."""
+    if "omega" not in config["robustness"]["measure"]:
+        return []
+    return [f"results/{model}/robustness/omega.parquet"]
 
 
 def twins_of(models: dict, config: dict, name: str) -> list[str]:
@@ -168,11 +178,36 @@ def sharing_targets(config: dict, name: str) -> list[str]:
         return []
     base = f"results/{name}"
     tables = ["sharing.parquet", "sharing_correlation.parquet", "figures/sharing.png"]
+    tables.append("sharing.html")
     if config["sharing"]["geometry"]["enabled"]:
-        tables.append("geometry_beyond.parquet")
+        tables += ["geometry_beyond.parquet", "figures/geometry.png"]
     if sae_enabled(config):
         tables.append("sae/resolved.tsv")
+        tables += [f"figures/{f}.png" for f in SAE_FIGURES]
     return [f"{base}/{t}" for t in tables]
+
+
+def sharing_page_inputs(
+    models: dict, config: dict, name: str, layers, no_text: Collection[str] = ()
+) -> dict:
+    """Inputs of a model's sharing page (rule tabulate_sharing): S's and the measures'
+    correlations; the sanity table when the model has one (a trained model with a twin);
+    the partial correlations beyond interference when sharing.geometry is on (and the
+    model has a text tower: they read binding accuracy); the resolved pairs and every
+    layer's training curves (`layers`: the sharing pool's) when sharing.sae is on."""
+    base = f"results/{name}"
+    out = {
+        "correlation": f"{base}/correlation.parquet",
+        "sharing_correlation": f"{base}/sharing_correlation.parquet",
+    }
+    if name in sanity_models(models, config):
+        out["sanity"] = f"{base}/controls/sanity.parquet"
+    if config["sharing"]["geometry"]["enabled"] and name not in no_text:
+        out["beyond"] = f"{base}/geometry_beyond.parquet"
+    if sae_enabled(config):
+        out["resolved"] = f"{base}/sae/resolved.tsv"
+        out["training"] = sae_files(config, name, layers, "training")
+    return out
 
 
 def sharing_sanity_inputs(models: dict, config: dict, name: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ def _interval(row: pd.Series, metric: str) -> tuple[float, float, bool]:
 
 
 def _overlap_diamond(ax, overlap: pd.DataFrame, base: str, metric: str, yi: float) -> None:
-    """The overlap z's pooled r over seeds as a small grey diamond (nothing without one)."""
+    """The overlap z's pooled r over seeds as a small purple diamond (nothing without one)."""
     hit = overlap[(overlap["base"] == base) & (overlap["metric"] == metric)]
     if hit.empty or not np.isfinite(hit["r_pooled"].iloc[0]):
         return
@@ -34,6 +34,29 @@ def _overlap_diamond(ax, overlap: pd.DataFrame, base: str, metric: str, yi: floa
     ax.annotate(f"overlap z: {_num(p['r_pooled'])} [{_num(p['ci_low'])}, {_num(p['ci_high'])}]",
                 (p["ci_high"], yi), xytext=(5, 0), textcoords="offset points", va="center",
                 fontsize=7.5, color="tab:purple")  # fmt: skip
+
+
+def neuron_pool_overlap(pooled: pd.DataFrame) -> pd.DataFrame:
+    """The pooled rows of the overlap z in the neuron basis over the neuron pool: measure
+    'overlap', basis 'neurons' (never the autoencoder's per-layer rows) and, should that
+    basis have several block sets, the widest (the analysed pool, every block's units side
+    by side), per base. Empty without a measure column or such rows."""
+    if "measure" not in pooled:
+        return pooled.iloc[:0]
+    rows = pooled[pooled["measure"].eq("overlap")]
+    if "basis" in rows:
+        rows = rows[rows["basis"].eq("neurons")]
+    if "layers" not in rows or rows.empty:
+        return rows
+
+    def width(layers) -> int:
+        return len([b for b in str(layers).split(",") if b.strip()])
+
+    keep = []
+    for _, group in rows.groupby("base", sort=False):
+        widths = group["layers"].map(width)
+        keep.append(group[group["layers"].eq(group.loc[widths.idxmax(), "layers"])])
+    return pd.concat(keep)
 
 
 @_styled
@@ -50,10 +73,10 @@ def replicate_forest(
     interval, labelled with the number of replicates (and I² for the DerSimonian-Laird
     pool; only for bases with more than one trained model). When `pooled` has a `measure`
     column (S, and overlap with the sharing stage on) the diamonds are S's; the overlap z's
-    pool is a grey diamond just below, with the summary's r_overlap_* per replicate as
-    squares.
+    pool (`neuron_pool_overlap`: the neuron basis over the neuron pool) is a purple diamond
+    just below, with the summary's r_overlap_* per replicate as squares.
     """
-    overlap = pooled[pooled["measure"].eq("overlap")] if "measure" in pooled else pooled.iloc[:0]
+    overlap = neuron_pool_overlap(pooled)
     if "measure" in pooled:
         pooled = pooled[pooled["measure"].eq("S")]
     trained = summary[summary["role"] == "trained"]

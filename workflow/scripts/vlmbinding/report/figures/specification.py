@@ -32,10 +32,11 @@ VALUE_NAMES = {
     ("layers", "third-1"): "first third of blocks",
     ("layers", "third-2"): "middle third of blocks",
     ("layers", "third-3"): "last third of blocks",
-    ("top_k", 0): "not a choice (overlap)",
-    ("n_neurons", 0): "not a choice (overlap)",
+    ("tokens", "box"): "patches in the object's box (omega)",
 }
-MEASURE_NAMES = {"S": "S", "overlap": "overlap z"}
+MEASURE_NAMES = {"S": "S", "overlap": "overlap z", "omega": "omega z (neuron sharing)"}
+# S's choices that other measures do not make: their rows carry this value
+NOT_A_CHOICE = {("top_k", 0), ("n_neurons", 0)}
 
 
 def _choice_rows(specs: pd.DataFrame, choices) -> list[tuple[str, object]]:
@@ -49,8 +50,14 @@ def _choice_rows(specs: pd.DataFrame, choices) -> list[tuple[str, object]]:
     return rows
 
 
-def _row_label(choice: str, value) -> str:
-    return f"{CHOICE_NAMES.get(choice, choice)}: {VALUE_NAMES.get((choice, value), value)}"
+def _row_label(choice: str, value, specs: pd.DataFrame | None = None) -> str:
+    """'choice: value'; an S-only choice's placeholder names the measures whose rows carry
+    it ('not a choice (overlap, omega)')."""
+    words = VALUE_NAMES.get((choice, value), value)
+    if (choice, value) in NOT_A_CHOICE and specs is not None and "measure" in specs:
+        hit = specs.loc[specs[choice].eq(value) & specs["measure"].ne("S"), "measure"]
+        words = f"not a choice ({', '.join(map(str, pd.unique(hit))) or 'S'})"
+    return f"{CHOICE_NAMES.get(choice, choice)}: {words}"
 
 
 def _share_text(summary: pd.DataFrame, measure: str, metric: str, n: int, alpha: float) -> str:
@@ -80,7 +87,7 @@ def specification_curve(
     choices=("top_k", "n_neurons", "layers", "reduce", "tokens", "space", "subset"),
     title: str | None = None,
 ) -> Figure:
-    """Per measure (S, overlap) and metric (D, M): every specification's r, sorted, above
+    """Per measure (S, overlap, omega) and metric (D, M): every specification's r, sorted, above
     the choices that made it (one column each; the title names the measure).
 
     `specs` is a specifications table (`specification.specification_table`: the choice
@@ -158,7 +165,7 @@ def specification_curve(
         bottom.set_ylim(len(rows) - 0.5, -0.5)
         bottom.set_yticks(
             np.arange(len(rows)) if col == 0 else [],
-            [_row_label(c, v) for c, v in rows] if col == 0 else [],
+            [_row_label(c, v, specs) for c, v in rows] if col == 0 else [],
             fontsize=8,
         )
         bottom.set_xlim(-1, len(g))
