@@ -19,8 +19,6 @@ parsing the Snakefile) stays torch-free.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -70,27 +68,38 @@ class SparseDictionary:
 
 
 def _overcomplete_sae():
-    """overcomplete's `sae` subpackage, imported without the package's top-level __init__.
+    """What the autoencoders use of overcomplete's `sae` subpackage: a namespace with
+    TopKSAE, train_sae and losses, imported without the packages' __init__ modules.
 
-    overcomplete 0.3.0's __init__ also imports its visualisation helpers, which call
-    `matplotlib.cm.get_cmap` (removed in matplotlib 3.9; the workflow pins 3.11), so a plain
-    `import overcomplete` fails. The `sae` subpackage needs only torch, einops, scipy and
-    scikit-learn: register the parent package without running its __init__, then import
-    the subpackage under it. A working full import (a later release) is used as it is.
+    overcomplete 0.3.0's top-level __init__ also imports its visualisation helpers, which
+    call `matplotlib.cm.get_cmap` (removed in matplotlib 3.9; the workflow pins 3.11), so a
+    plain `import overcomplete` fails; and `overcomplete.sae`'s __init__ imports every SAE
+    variant, one of which pulls in scikit-learn (2.5 CPU-s of the 3 an import took, in each
+    of the stage's jobs). So both packages are registered without running their __init__
+    and only the three modules are imported (they need torch, einops and scipy). A working
+    full import (a later release, already imported) is used as it is.
     """
     import importlib
     import importlib.util
     import sys
+    from types import SimpleNamespace
 
-    if "overcomplete" not in sys.modules:
-        spec = importlib.util.find_spec("overcomplete")
-        if spec is None:
-            raise ImportError(
-                "the sparse-autoencoder basis needs overcomplete (pip install "
-                "overcomplete==0.3.0 einops, as requirements.txt pins them)"
-            )
-        sys.modules["overcomplete"] = importlib.util.module_from_spec(spec)
-    return importlib.import_module("overcomplete.sae")
+    if "overcomplete.sae" in sys.modules and hasattr(sys.modules["overcomplete.sae"], "TopKSAE"):
+        return sys.modules["overcomplete.sae"]
+    for package in ("overcomplete", "overcomplete.sae"):
+        if package not in sys.modules:
+            spec = importlib.util.find_spec(package)
+            if spec is None:
+                raise ImportError(
+                    "the sparse-autoencoder basis needs overcomplete (pip install "
+                    "overcomplete==0.3.0 einops, as requirements.txt pins them)"
+                )
+            sys.modules[package] = importlib.util.module_from_spec(spec)
+    return SimpleNamespace(
+        TopKSAE=importlib.import_module("overcomplete.sae.topk_sae").TopKSAE,
+        train_sae=importlib.import_module("overcomplete.sae.train").train_sae,
+        losses=importlib.import_module("overcomplete.sae.losses"),
+    )
 
 
 def standardisation(tokens: np.ndarray, scaling: str = "global") -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +174,39 @@ def _alive(model, x, batch_size: int):
     return alive
 
 
+class _Rows:
+    """The rows of one tensor as a map-style dataset that also hands out whole batches
+    (`__getitems__`, which DataLoader calls with a batch's indices): one indexing a batch
+    instead of one per token and a stack."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+    def __getitems__(self, indices):
+        return self.x[indices]
+
+
+def _batch_loader(x_train, batch_size: int, seed: int):
+    """Shuffled batches (x,) of x_train, drawn as torch's DataLoader(TensorDataset(x_train),
+    shuffle=True, generator seeded with `seed`) draws them: the same sampler and random
+    stream, so the same batches, without per-token indexing and collation."""
+    import torch
+
+    return torch.utils.data.DataLoader(
+        _Rows(x_train),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=lambda batch: (batch,),
+    )
+
+
 def train_topk_sae(
     tokens: np.ndarray,
     *,
@@ -229,14 +271,10 @@ def train_topk_sae(
         # Initialised on the CPU whatever the device, so a seed gives the same start anywhere.
         model = oc.TopKSAE(n_units, nb_concepts=n_latents, top_k=int(k), device="cpu")
     model.to(device)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x_train),
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    loader = _batch_loader(x_train, batch_size, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = [0]
+    epoch_log = {"loss": 0.0, "batches": 0, "alive": torch.zeros(n_latents, dtype=torch.bool)}
 
     def criterion(x, x_hat, pre_codes, codes, dictionary):
         steps[0] += 1
@@ -246,27 +284,29 @@ def train_topk_sae(
             )
         else:
             loss = (x - x_hat).square().mean()
-        if not torch.isfinite(loss):
+        value = loss.item()
+        if not np.isfinite(value):
             raise FloatingPointError(
-                f"{name}: the sparse autoencoder's loss is {loss.item()} at step {steps[0]} "
+                f"{name}: the sparse autoencoder's loss is {value} at step {steps[0]} "
                 f"(seed {seed}, lr {lr}); lower the learning rate or check this layer's tokens"
             )
+        # what train_sae's monitoring=1 logs (the epoch's mean loss, its dead latents),
+        # without the per-step R2 and L0 it would also compute
+        epoch_log["loss"] += value
+        epoch_log["batches"] += 1
+        epoch_log["alive"] |= (codes > 0).any(dim=0).cpu()
         return loss
 
     rows = []
     x_eval_dev = x_eval.to(device)
     for epoch in range(epochs):
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):  # train_sae prints one line an epoch
-            logs = oc.train_sae(
-                model, loader, criterion, optimizer, nb_epochs=1, monitoring=1, device=device
-            )
-        log.debug("%s: %s", name, printed.getvalue().strip())
+        epoch_log.update(loss=0.0, batches=0, alive=torch.zeros(n_latents, dtype=torch.bool))
+        oc.train_sae(model, loader, criterion, optimizer, nb_epochs=1, monitoring=0, device=device)
         model.eval()
         fvu = _fvu(model, x_eval_dev, 4096)
         model.train()
-        dead = float(logs["dead_features"][-1])
-        rows.append((steps[0], float(logs["avg_loss"][-1]), fvu, dead))
+        dead = 1.0 - epoch_log["alive"].float().mean().item()
+        rows.append((steps[0], epoch_log["loss"] / epoch_log["batches"], fvu, dead))
         log.info("%s: epoch %d, loss %.4g, fvu %.4f, dead %.3f", name, epoch + 1, *rows[-1][1:])
         if dead >= 1.0:
             break  # reported below with the final pass
