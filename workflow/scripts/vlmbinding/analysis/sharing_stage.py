@@ -170,6 +170,51 @@ def sharing_table(
     return check_sharing(table)
 
 
+def stage_sharing_table(
+    activations: np.ndarray,
+    presence: np.ndarray,
+    vocab,
+    objects: pd.DataFrame,
+    image_ids: Sequence[str],
+    *,
+    layers: Sequence[int],
+    basis: str,
+    sharing: dict,
+    m: int | None,
+    context: str,
+) -> pd.DataFrame:
+    """`sharing_table` as the stage's rules call it, in one basis of one layer pool.
+
+    The vocabulary (`data.vocab.Vocabulary`) gives the features, colours and shapes; the
+    objects table the images' object counts (`object_counts`) and the conjunctions;
+    `sharing` is the config's sharing block as `workflow.params.sharing_params` passes it
+    (n_null, seed, decorrelate, conjunctions); `m` the tuned-set size of this basis
+    (sharing.m, or sharing.sae.m for the autoencoder basis); `layers` the pool's blocks.
+    A ValueError (too small a pool, a feature without images, ...) is raised again
+    prefixed with `context` (the model, pool and key, as the rule names them).
+    """
+    try:
+        return sharing_table(
+            activations,
+            presence,
+            vocab.features,
+            object_counts(objects, image_ids),
+            layers=layers_label(layers),
+            basis=basis,
+            objects=objects,
+            image_ids=image_ids,
+            colors=vocab.colors,
+            shapes=vocab.shapes,
+            m=m,
+            n_null=sharing["n_null"],
+            seed=sharing["seed"],
+            decorrelate=sharing["decorrelate"],
+            conjunctions=sharing["conjunctions"],
+        )
+    except ValueError as e:
+        raise ValueError(f"{context}: {e}") from e
+
+
 def _bipartite(pairs: pd.DataFrame, feature_kinds: dict[str, str]) -> bool:
     """Whether every pair joins two kinds (colour x shape): then features are permuted and
     resampled within their kind, so the null keeps the set of pairs."""
