@@ -246,46 +246,58 @@ def sharing_correlation_table(
     """
     rows = []
     settings = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed}
-    keys = ["measure", "basis", "layers"]
-    for (measure, basis, layers), group in sharing.groupby(keys, sort=False):
-        within = _bipartite(group, feature_kinds)
-        for score in SCORES:
-            scores = group[["f1", "f2", score]].rename(columns={score: "S"})
-            parts = [
-                correlation_table(
-                    scores, separability, feature_kinds, within_kind=within, **settings
-                )
-            ]
-            if per_pair is not None:
-                binding = per_pair.assign(space="binding")
-                if set(_pairs(binding)) & set(_pairs(scores)):
-                    parts.append(
-                        correlation_table(
-                            scores,
-                            binding,
-                            feature_kinds,
-                            metrics=["accuracy"],
-                            within_kind=True,
-                            **settings,
-                        )
-                    )
-                else:
-                    log.info(
-                        "%s (%s, layers %s): no pair in common with binding accuracy",
-                        measure,
-                        basis,
-                        layers,
-                    )
-            table = pd.concat(parts, ignore_index=True)
-            table = table.assign(
+    targets = score_targets(sharing, ["measure", "basis", "layers"], separability, per_pair)
+    for (measure, basis, layers), group, score, target, binding in targets:
+        scores = group[["f1", "f2", score]].rename(columns={score: "S"})
+        if not binding:
+            within = _bipartite(group, feature_kinds)
+            part = correlation_table(scores, target, feature_kinds, within_kind=within, **settings)
+        elif set(_pairs(target)) & set(_pairs(scores)):
+            part = correlation_table(
+                scores, target, feature_kinds, metrics=["accuracy"], within_kind=True, **settings
+            )
+        else:
+            log.info(
+                "%s (%s, layers %s): no pair in common with binding accuracy",
+                measure,
+                basis,
+                layers,
+            )
+            continue
+        rows.append(
+            part.assign(
                 measure=measure,
                 basis=basis,
                 layers=layers,
                 score=score,
                 additive_r2=additive_r2(scores, "S"),
             )
-            rows.append(table)
+        )
     return pd.concat(rows, ignore_index=True)[SHARING_CORRELATION_COLUMNS]
+
+
+def score_targets(
+    sharing: pd.DataFrame,
+    keys: Sequence[str],
+    separability: pd.DataFrame,
+    per_pair: pd.DataFrame | None = None,
+):
+    """The loop of every table that sets a sharing score against D, M and binding.
+
+    Yields (key, group, score, target, binding): for each group of `sharing` by `keys`
+    (in the table's order; key a tuple), each score in SCORES ('value', 'z'), and each
+    target table: `separability` (binding False), then with `per_pair` binding accuracy
+    as space 'binding' (binding True: a measure of pairs of one kind, so features are
+    permuted and resampled within their kind). `sharing_correlation_table` and
+    `geometry_beyond.geometry_beyond_table` run it.
+    """
+    targets = [(separability, False)]
+    if per_pair is not None:
+        targets.append((per_pair.assign(space="binding"), True))
+    for key, group in sharing.groupby(list(keys), sort=False):
+        for score in SCORES:
+            for target, binding in targets:
+                yield key, group, score, target, binding
 
 
 def _pairs(table: pd.DataFrame) -> list[tuple[str, str]]:
