@@ -232,8 +232,10 @@ def train_topk_sae(
     is off by default). `seed` fixes the held-out split, the initialisation and the batch
     order (the unit resampled between SAE seeds is the whole training run). A fraction
     `holdout` of the tokens (chosen by `seed`) is held out: `fvu` is measured on them.
-    The defaults train one layer of the demo's toy model (width 128, 16,384 tokens) in about
-    4 CPU-seconds to a held-out FVU of 0.03-0.04 with 22-31% dead latents (bench_sae.py).
+    The defaults train one layer of the demo's toy model (width 128, 16,384 tokens) in 3-4
+    CPU-seconds to a held-out FVU of 0.03-0.04 with 22-31% dead latents (bench_sae.py);
+    the batches are drawn as DataLoader(TensorDataset(x), shuffle=True) draws them
+    (`_batch_loader`), so a seed gives the same dictionary as before that loader.
 
     The curve has one row an epoch: step (optimiser steps so far), loss (the epoch's mean),
     fvu (held out, eval mode) and dead_fraction (latents that fired on no token that
