@@ -74,10 +74,11 @@ def _overcomplete_sae():
     overcomplete 0.3.0's top-level __init__ also imports its visualisation helpers, which
     call `matplotlib.cm.get_cmap` (removed in matplotlib 3.9; the workflow pins 3.11), so a
     plain `import overcomplete` fails; and `overcomplete.sae`'s __init__ imports every SAE
-    variant, one of which pulls in scikit-learn (2.5 CPU-s of the 3 an import took, in each
-    of the stage's jobs). So both packages are registered without running their __init__
-    and only the three modules are imported (they need torch, einops and scipy). A working
-    full import (a later release, already imported) is used as it is.
+    variant, one of which pulls in scikit-learn (1 CPU-s of the 1.7 an import took on a
+    quiet machine, in each of the stage's five autoencoder jobs). So both packages are
+    registered without running their __init__ and only the three modules are imported
+    (they need torch, einops and scipy). A working full import (a later release, already
+    imported) is used as it is.
     """
     import importlib
     import importlib.util
