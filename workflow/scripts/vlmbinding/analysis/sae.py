@@ -176,9 +176,8 @@ def _alive(model, x, batch_size: int):
 
 
 class _Rows:
-    """The rows of one tensor as a map-style dataset that also hands out whole batches
-    (`__getitems__`, which DataLoader calls with a batch's indices): one indexing a batch
-    instead of one per token and a stack."""
+    """Rows of a tensor as a dataset that DataLoader asks for a batch's indices at once
+    (`__getitems__`): one indexing a batch, not one per token and a stack."""
 
     def __init__(self, x):
         self.x = x
@@ -186,26 +185,19 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.x)
 
-    def __getitem__(self, i):
-        return self.x[i]
-
     def __getitems__(self, indices):
         return self.x[indices]
 
 
 def _batch_loader(x_train, batch_size: int, seed: int):
-    """Shuffled batches (x,) of x_train, drawn as torch's DataLoader(TensorDataset(x_train),
-    shuffle=True, generator seeded with `seed`) draws them: the same sampler and random
-    stream, so the same batches, without per-token indexing and collation."""
+    """Shuffled batches (x,) of x_train, the very batches DataLoader(TensorDataset(x_train),
+    shuffle=True, generator seeded with `seed`) draws (same sampler and random stream)."""
     import torch
 
     return torch.utils.data.DataLoader(
-        _Rows(x_train),
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        collate_fn=lambda batch: (batch,),
-    )
+        _Rows(x_train), batch_size=batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed), collate_fn=lambda batch: (batch,),
+    )  # fmt: skip
 
 
 def train_topk_sae(
