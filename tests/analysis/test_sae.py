@@ -214,3 +214,20 @@ def test_the_pool_by_seed_puts_each_layers_latents_side_by_side(planted):
     one = [sae_tokens.sae_pool_activations(layers[x], dictionary, tokens="patches") for x in (7, 4)]
     np.testing.assert_array_equal(pools[5], np.concatenate(one, axis=1))
     assert pools[0].shape == (20, 2 * dictionary.n_latents)
+
+
+def test_the_batch_loader_draws_the_batches_a_shuffled_tensor_dataloader_draws():
+    import torch
+
+    x = torch.arange(1000 * 3, dtype=torch.float32).reshape(1000, 3)
+    fast = sae._batch_loader(x, 64, seed=7)
+    plain = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x),
+        batch_size=64,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(7),
+    )
+    for _ in range(3):  # epochs: the random stream carries on identically
+        got, want = list(fast), list(plain)
+        assert len(got) == len(want) == 16
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(got, want, strict=True))

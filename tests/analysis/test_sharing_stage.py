@@ -19,6 +19,7 @@ from vlmbinding.analysis.sharing_stage import (
     pool_activations,
     sharing_correlation_table,
     sharing_table,
+    stage_sharing_table,
 )
 from vlmbinding.data.toyshapes import sample_scenes
 from vlmbinding.data.vocab import Vocabulary, presence_matrix
@@ -124,6 +125,27 @@ def test_too_few_images_is_an_error_not_a_nan_table(scenes):
         sharing_table(
             acts, presence[:20], VOCAB.features, counts[:20], layers="0", conjunctions=False
         )
+
+
+def test_the_rules_call_is_the_sharing_table_with_the_stage_settings(scenes, table):
+    objects, ids, presence, counts = scenes
+    rng = np.random.default_rng(0)
+    col = {f: j for j, f in enumerate(VOCAB.features)}
+    acts = rng.standard_normal((len(ids), 400))
+    both = presence[:, col["red"]].astype(float) + presence[:, col["square"]]
+    acts[:, :40] += 1.5 * both[:, None]
+    sharing = {"n_null": 49, "seed": 0, "decorrelate": True, "conjunctions": True}
+    again = stage_sharing_table(
+        acts, presence, VOCAB, objects, ids, layers=[2, 3], basis="neurons", sharing=sharing,
+        m=None, context="sharing (toy, layers [2, 3])",
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(again, table)
+    with pytest.raises(ValueError, match=r"^sharing \(toy, layers \[0\]\): .*no image has"):
+        stage_sharing_table(
+            acts[:20], presence[:20], VOCAB, objects, ids[:20], layers=[0], basis="sae",
+            sharing={**sharing, "conjunctions": False}, m=None,
+            context="sharing (toy, layers [0])",
+        )  # fmt: skip
 
 
 def synthetic(seed: int, effect: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -44,3 +44,27 @@ def test_jobs_get_the_parents_settings_from_the_workflow_config():
     assert s["neurons"] == {"top_k": 7, "reduce": "mean", "tokens": "all"}  # config defaults
     assert s["statistics"]["bootstrap"] == _common.workflow_config()["analysis"]["bootstrap"]
     assert bench_analysis.geometry(again)["tokens"] == 257  # ViT-L-14 at 224 px
+
+
+def test_the_stage_projection_schedules_jobs_along_their_dependencies():
+    import bench_sae_stage
+
+    jobs = [
+        {"name": "tokens", "duration": 10, "deps": []},
+        {"name": "other", "duration": 4, "deps": ["not-in-the-stage"]},
+        *({"name": f"train{i}", "duration": 6, "deps": ["tokens"]} for i in range(4)),
+        {"name": "measure", "duration": 3, "deps": [f"train{i}" for i in range(4)]},
+    ]
+    # tokens 0-10 (other 0-4 beside it); trains two by two 10-16, 16-22; measure 22-25
+    assert bench_sae_stage.project_wall(jobs, cores=2) == 25
+    assert bench_sae_stage.project_wall(jobs, cores=1) == 10 + 4 + 24 + 3
+    with pytest.raises(ValueError, match="never finish"):
+        bench_sae_stage.project_wall([{"name": "a", "duration": 1, "deps": ["a"]}], 2)
+
+
+def test_the_stage_benchmark_reads_the_dry_runs_rules():
+    import bench_sae_stage
+
+    text = "Building DAG of jobs...\nJob stats:\njob       count\n-----  -----\n"
+    text += "train_sae     4\nsample_sae_tokens   1\ntotal   5\n"
+    assert bench_sae_stage.dry_run_rules(text) == {"train_sae": 4, "sample_sae_tokens": 1}

@@ -2,12 +2,7 @@
 
 import pandas as pd
 
-from vlmbinding.analysis.sharing_stage import (
-    layers_label,
-    object_counts,
-    pool_activations,
-    sharing_table,
-)
+from vlmbinding.analysis.sharing_stage import pool_activations, stage_sharing_table
 from vlmbinding.atomic import write_parquet
 from vlmbinding.data.reading import dataset_presence, open_checked_store
 from vlmbinding.data.vocab import Vocabulary
@@ -23,24 +18,16 @@ root = open_checked_store(snakemake.input.store, image_ids)
 acts = pool_activations(
     lambda layer: reduced_layer(root, layer, pool["reduce"], pool["tokens"]), pool["layers"]
 )
-try:
-    table = sharing_table(
-        acts,
-        presence,
-        vocab.features,
-        object_counts(objects, image_ids),
-        layers=layers_label(pool["layers"]),
-        basis="neurons",
-        objects=objects,
-        image_ids=image_ids,
-        colors=vocab.colors,
-        shapes=vocab.shapes,
-        m=p["m"],
-        n_null=p["n_null"],
-        seed=p["seed"],
-        decorrelate=p["decorrelate"],
-        conjunctions=p["conjunctions"],
-    )
-except ValueError as e:
-    raise ValueError(f"sharing ({snakemake.wildcards.model}, layers {pool['layers']}): {e}") from e
+table = stage_sharing_table(
+    acts,
+    presence,
+    vocab,
+    objects,
+    image_ids,
+    layers=pool["layers"],
+    basis="neurons",
+    sharing=p,
+    m=p["m"],
+    context=f"sharing ({snakemake.wildcards.model}, layers {pool['layers']})",
+)
 write_parquet(table, snakemake.output.table)

@@ -9,7 +9,7 @@ import pandas as pd
 from vlmbinding.analysis.sae import load_dictionary
 from vlmbinding.analysis.sae_sharing import combine_sae_seeds, seed_agreement
 from vlmbinding.analysis.sae_tokens import sae_pool_by_seed
-from vlmbinding.analysis.sharing_stage import layers_label, object_counts, sharing_table
+from vlmbinding.analysis.sharing_stage import stage_sharing_table
 from vlmbinding.atomic import write_parquet
 from vlmbinding.data.reading import dataset_presence, open_checked_store
 from vlmbinding.data.vocab import Vocabulary
@@ -43,29 +43,19 @@ else:
 tables = {}
 for seed, acts in latents.items():
     log.info("SAE seed %d: %d latents in the pool", seed, acts.shape[1])
-    try:
-        tables[seed] = sharing_table(
-            acts,
-            presence,
-            vocab.features,
-            object_counts(objects, image_ids),
-            layers=layers_label(pool["layers"]),
-            basis="sae",
-            objects=objects,
-            image_ids=image_ids,
-            colors=vocab.colors,
-            shapes=vocab.shapes,
-            m=s["m"],
-            n_null=p["n_null"],
-            seed=p["seed"],
-            decorrelate=p["decorrelate"],
-            conjunctions=p["conjunctions"],
-        )
-    except ValueError as e:
-        raise ValueError(
-            f"sharing, autoencoder basis ({model}, layers {pool['layers']}, SAE seed {seed}; "
-            f"sharing.sae.m): {e}"
-        ) from e
+    tables[seed] = stage_sharing_table(
+        acts,
+        presence,
+        vocab,
+        objects,
+        image_ids,
+        layers=pool["layers"],
+        basis="sae",
+        sharing=p,
+        m=s["m"],
+        context=f"sharing, autoencoder basis ({model}, layers {pool['layers']}, SAE seed "
+        f"{seed}; sharing.sae.m)",
+    )
 combined, per_seed = combine_sae_seeds(tables)
 agreement = seed_agreement(per_seed)
 log.info("overlap z between SAE seeds: r %s", agreement["r"].round(3).tolist())

@@ -37,6 +37,7 @@ import pandas as pd
 from vlmbinding.analysis.correlation import SUBSETS, attach_scores, mantel_test, pairs_to_matrix
 from vlmbinding.analysis.power import additive_share, minimum_detectable_r
 from vlmbinding.analysis.resampling import feature_resamples
+from vlmbinding.analysis.sharing_stage import score_targets
 from vlmbinding.controls.beyond_pixels import least_squares_residual, resampled_partial_correlation
 
 GEOMETRY_BEYOND_COLUMNS = [
@@ -183,19 +184,16 @@ def geometry_beyond_table(
     geo = sharing[sharing["measure"].isin(["interference", "neuron_sharing"])]
     if geo.empty:
         raise ValueError("the sharing table has no geometry rows (sharing.geometry.enabled)")
-    targets = [(separability, ("D", "M"), False)]
-    if per_pair is not None:
-        targets.append((per_pair.assign(space="binding"), ("accuracy",), True))
     rows = []
-    for layers, block in geo.groupby("layers", sort=False):
-        for score in SCORES:
-            scores = _layer_scores(block, score)
-            for table, metrics, within in targets:
-                joined = attach_scores(scores, table, columns=("O", "I"))
-                found = _metric_rows(
-                    joined, metrics, feature_kinds, within, n_boot, n_perm, seed, power_sims
-                )
-                rows += [row | {"layers": str(layers), "score": score} for row in found]
+    for (layers,), block, score, table, binding in score_targets(
+        geo, ["layers"], separability, per_pair
+    ):
+        metrics = ("accuracy",) if binding else ("D", "M")
+        joined = attach_scores(_layer_scores(block, score), table, columns=("O", "I"))
+        found = _metric_rows(
+            joined, metrics, feature_kinds, binding, n_boot, n_perm, seed, power_sims
+        )
+        rows += [row | {"layers": str(layers), "score": score} for row in found]
     return pd.DataFrame(rows, columns=GEOMETRY_BEYOND_COLUMNS)
 
 

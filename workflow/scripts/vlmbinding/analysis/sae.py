@@ -19,8 +19,6 @@ parsing the Snakefile) stays torch-free.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -70,27 +68,39 @@ class SparseDictionary:
 
 
 def _overcomplete_sae():
-    """overcomplete's `sae` subpackage, imported without the package's top-level __init__.
+    """What the autoencoders use of overcomplete's `sae` subpackage: a namespace with
+    TopKSAE, train_sae and losses, imported without the packages' __init__ modules.
 
-    overcomplete 0.3.0's __init__ also imports its visualisation helpers, which call
-    `matplotlib.cm.get_cmap` (removed in matplotlib 3.9; the workflow pins 3.11), so a plain
-    `import overcomplete` fails. The `sae` subpackage needs only torch, einops, scipy and
-    scikit-learn: register the parent package without running its __init__, then import
-    the subpackage under it. A working full import (a later release) is used as it is.
+    overcomplete 0.3.0's top-level __init__ also imports its visualisation helpers, which
+    call `matplotlib.cm.get_cmap` (removed in matplotlib 3.9; the workflow pins 3.11), so a
+    plain `import overcomplete` fails; and `overcomplete.sae`'s __init__ imports every SAE
+    variant, one of which pulls in scikit-learn (1 CPU-s of the 1.7 an import took on a
+    quiet machine, in each of the stage's five autoencoder jobs). So both packages are
+    registered without running their __init__ and only the three modules are imported
+    (they need torch, einops and scipy). A working full import (a later release, already
+    imported) is used as it is.
     """
     import importlib
     import importlib.util
     import sys
+    from types import SimpleNamespace
 
-    if "overcomplete" not in sys.modules:
-        spec = importlib.util.find_spec("overcomplete")
-        if spec is None:
-            raise ImportError(
-                "the sparse-autoencoder basis needs overcomplete (pip install "
-                "overcomplete==0.3.0 einops, as requirements.txt pins them)"
-            )
-        sys.modules["overcomplete"] = importlib.util.module_from_spec(spec)
-    return importlib.import_module("overcomplete.sae")
+    if "overcomplete.sae" in sys.modules and hasattr(sys.modules["overcomplete.sae"], "TopKSAE"):
+        return sys.modules["overcomplete.sae"]
+    for package in ("overcomplete", "overcomplete.sae"):
+        if package not in sys.modules:
+            spec = importlib.util.find_spec(package)
+            if spec is None:
+                raise ImportError(
+                    "the sparse-autoencoder basis needs overcomplete (pip install "
+                    "overcomplete==0.3.0 einops, as requirements.txt pins them)"
+                )
+            sys.modules[package] = importlib.util.module_from_spec(spec)
+    return SimpleNamespace(
+        TopKSAE=importlib.import_module("overcomplete.sae.topk_sae").TopKSAE,
+        train_sae=importlib.import_module("overcomplete.sae.train").train_sae,
+        losses=importlib.import_module("overcomplete.sae.losses"),
+    )
 
 
 def standardisation(tokens: np.ndarray, scaling: str = "global") -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +175,31 @@ def _alive(model, x, batch_size: int):
     return alive
 
 
+class _Rows:
+    """Rows of a tensor as a dataset that DataLoader asks for a batch's indices at once
+    (`__getitems__`): one indexing a batch, not one per token and a stack."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitems__(self, indices):
+        return self.x[indices]
+
+
+def _batch_loader(x_train, batch_size: int, seed: int):
+    """Shuffled batches (x,) of x_train, the very batches DataLoader(TensorDataset(x_train),
+    shuffle=True, generator seeded with `seed`) draws (same sampler and random stream)."""
+    import torch
+
+    return torch.utils.data.DataLoader(
+        _Rows(x_train), batch_size=batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed), collate_fn=lambda batch: (batch,),
+    )  # fmt: skip
+
+
 def train_topk_sae(
     tokens: np.ndarray,
     *,
@@ -190,8 +225,10 @@ def train_topk_sae(
     is off by default). `seed` fixes the held-out split, the initialisation and the batch
     order (the unit resampled between SAE seeds is the whole training run). A fraction
     `holdout` of the tokens (chosen by `seed`) is held out: `fvu` is measured on them.
-    The defaults train one layer of the demo's toy model (width 128, 16,384 tokens) in about
-    4 CPU-seconds to a held-out FVU of 0.03-0.04 with 22-31% dead latents (bench_sae.py).
+    The defaults train one layer of the demo's toy model (width 128, 16,384 tokens) in 3-4
+    CPU-seconds to a held-out FVU of 0.03-0.04 with 22-31% dead latents (bench_sae.py);
+    the batches are drawn as DataLoader(TensorDataset(x), shuffle=True) draws them
+    (`_batch_loader`), so a seed gives the same dictionary as before that loader.
 
     The curve has one row an epoch: step (optimiser steps so far), loss (the epoch's mean),
     fvu (held out, eval mode) and dead_fraction (latents that fired on no token that
@@ -229,14 +266,10 @@ def train_topk_sae(
         # Initialised on the CPU whatever the device, so a seed gives the same start anywhere.
         model = oc.TopKSAE(n_units, nb_concepts=n_latents, top_k=int(k), device="cpu")
     model.to(device)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x_train),
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    loader = _batch_loader(x_train, batch_size, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = [0]
+    epoch_log = {"loss": 0.0, "batches": 0, "alive": torch.zeros(n_latents, dtype=torch.bool)}
 
     def criterion(x, x_hat, pre_codes, codes, dictionary):
         steps[0] += 1
@@ -246,27 +279,29 @@ def train_topk_sae(
             )
         else:
             loss = (x - x_hat).square().mean()
-        if not torch.isfinite(loss):
+        value = loss.item()
+        if not np.isfinite(value):
             raise FloatingPointError(
-                f"{name}: the sparse autoencoder's loss is {loss.item()} at step {steps[0]} "
+                f"{name}: the sparse autoencoder's loss is {value} at step {steps[0]} "
                 f"(seed {seed}, lr {lr}); lower the learning rate or check this layer's tokens"
             )
+        # what train_sae's monitoring=1 logs (the epoch's mean loss, its dead latents),
+        # without the per-step R2 and L0 it would also compute
+        epoch_log["loss"] += value
+        epoch_log["batches"] += 1
+        epoch_log["alive"] |= (codes > 0).any(dim=0).cpu()
         return loss
 
     rows = []
     x_eval_dev = x_eval.to(device)
     for epoch in range(epochs):
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):  # train_sae prints one line an epoch
-            logs = oc.train_sae(
-                model, loader, criterion, optimizer, nb_epochs=1, monitoring=1, device=device
-            )
-        log.debug("%s: %s", name, printed.getvalue().strip())
+        epoch_log.update(loss=0.0, batches=0, alive=torch.zeros(n_latents, dtype=torch.bool))
+        oc.train_sae(model, loader, criterion, optimizer, nb_epochs=1, monitoring=0, device=device)
         model.eval()
         fvu = _fvu(model, x_eval_dev, 4096)
         model.train()
-        dead = float(logs["dead_features"][-1])
-        rows.append((steps[0], float(logs["avg_loss"][-1]), fvu, dead))
+        dead = 1.0 - epoch_log["alive"].float().mean().item()
+        rows.append((steps[0], epoch_log["loss"] / epoch_log["batches"], fvu, dead))
         log.info("%s: epoch %d, loss %.4g, fvu %.4f, dead %.3f", name, epoch + 1, *rows[-1][1:])
         if dead >= 1.0:
             break  # reported below with the final pass

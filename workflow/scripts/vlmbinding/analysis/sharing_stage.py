@@ -170,6 +170,51 @@ def sharing_table(
     return check_sharing(table)
 
 
+def stage_sharing_table(
+    activations: np.ndarray,
+    presence: np.ndarray,
+    vocab,
+    objects: pd.DataFrame,
+    image_ids: Sequence[str],
+    *,
+    layers: Sequence[int],
+    basis: str,
+    sharing: dict,
+    m: int | None,
+    context: str,
+) -> pd.DataFrame:
+    """`sharing_table` as the stage's rules call it, in one basis of one layer pool.
+
+    The vocabulary (`data.vocab.Vocabulary`) gives the features, colours and shapes; the
+    objects table the images' object counts (`object_counts`) and the conjunctions;
+    `sharing` is the config's sharing block as `workflow.params.sharing_params` passes it
+    (n_null, seed, decorrelate, conjunctions); `m` the tuned-set size of this basis
+    (sharing.m, or sharing.sae.m for the autoencoder basis); `layers` the pool's blocks.
+    A ValueError (too small a pool, a feature without images, ...) is raised again
+    prefixed with `context` (the model, pool and key, as the rule names them).
+    """
+    try:
+        return sharing_table(
+            activations,
+            presence,
+            vocab.features,
+            object_counts(objects, image_ids),
+            layers=layers_label(layers),
+            basis=basis,
+            objects=objects,
+            image_ids=image_ids,
+            colors=vocab.colors,
+            shapes=vocab.shapes,
+            m=m,
+            n_null=sharing["n_null"],
+            seed=sharing["seed"],
+            decorrelate=sharing["decorrelate"],
+            conjunctions=sharing["conjunctions"],
+        )
+    except ValueError as e:
+        raise ValueError(f"{context}: {e}") from e
+
+
 def _bipartite(pairs: pd.DataFrame, feature_kinds: dict[str, str]) -> bool:
     """Whether every pair joins two kinds (colour x shape): then features are permuted and
     resampled within their kind, so the null keeps the set of pairs."""
@@ -201,46 +246,58 @@ def sharing_correlation_table(
     """
     rows = []
     settings = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed}
-    keys = ["measure", "basis", "layers"]
-    for (measure, basis, layers), group in sharing.groupby(keys, sort=False):
-        within = _bipartite(group, feature_kinds)
-        for score in SCORES:
-            scores = group[["f1", "f2", score]].rename(columns={score: "S"})
-            parts = [
-                correlation_table(
-                    scores, separability, feature_kinds, within_kind=within, **settings
-                )
-            ]
-            if per_pair is not None:
-                binding = per_pair.assign(space="binding")
-                if set(_pairs(binding)) & set(_pairs(scores)):
-                    parts.append(
-                        correlation_table(
-                            scores,
-                            binding,
-                            feature_kinds,
-                            metrics=["accuracy"],
-                            within_kind=True,
-                            **settings,
-                        )
-                    )
-                else:
-                    log.info(
-                        "%s (%s, layers %s): no pair in common with binding accuracy",
-                        measure,
-                        basis,
-                        layers,
-                    )
-            table = pd.concat(parts, ignore_index=True)
-            table = table.assign(
+    targets = score_targets(sharing, ["measure", "basis", "layers"], separability, per_pair)
+    for (measure, basis, layers), group, score, target, binding in targets:
+        scores = group[["f1", "f2", score]].rename(columns={score: "S"})
+        if not binding:
+            within = _bipartite(group, feature_kinds)
+            part = correlation_table(scores, target, feature_kinds, within_kind=within, **settings)
+        elif set(_pairs(target)) & set(_pairs(scores)):
+            part = correlation_table(
+                scores, target, feature_kinds, metrics=["accuracy"], within_kind=True, **settings
+            )
+        else:
+            log.info(
+                "%s (%s, layers %s): no pair in common with binding accuracy",
+                measure,
+                basis,
+                layers,
+            )
+            continue
+        rows.append(
+            part.assign(
                 measure=measure,
                 basis=basis,
                 layers=layers,
                 score=score,
                 additive_r2=additive_r2(scores, "S"),
             )
-            rows.append(table)
+        )
     return pd.concat(rows, ignore_index=True)[SHARING_CORRELATION_COLUMNS]
+
+
+def score_targets(
+    sharing: pd.DataFrame,
+    keys: Sequence[str],
+    separability: pd.DataFrame,
+    per_pair: pd.DataFrame | None = None,
+):
+    """The loop of every table that sets a sharing score against D, M and binding.
+
+    Yields (key, group, score, target, binding): for each group of `sharing` by `keys`
+    (in the table's order; key a tuple), each score in SCORES ('value', 'z'), and each
+    target table: `separability` (binding False), then with `per_pair` binding accuracy
+    as space 'binding' (binding True: a measure of pairs of one kind, so features are
+    permuted and resampled within their kind). `sharing_correlation_table` and
+    `geometry_beyond.geometry_beyond_table` run it.
+    """
+    targets = [(separability, False)]
+    if per_pair is not None:
+        targets.append((per_pair.assign(space="binding"), True))
+    for key, group in sharing.groupby(list(keys), sort=False):
+        for score in SCORES:
+            for target, binding in targets:
+                yield key, group, score, target, binding
 
 
 def _pairs(table: pd.DataFrame) -> list[tuple[str, str]]:

@@ -36,6 +36,11 @@ from vlmbinding.interventions.measures import (  # noqa: F401 - moved there, kep
     pair_measures,
     trials_from_table,
 )
+from vlmbinding.interventions.selectors import (  # noqa: F401 - moved there, kept importable
+    neuron_selection,
+    pair_ratio_selector,
+    shared_selector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +68,6 @@ def n_of(neurons: dict[int, np.ndarray]) -> int:
 
 def layers_of(neurons: dict[int, np.ndarray]) -> str:
     return ",".join(str(layer) for layer, u in sorted(neurons.items()) if len(u))
-
-
-def pair_ratio_selector(feature_neurons: pd.DataFrame, features, settings: Settings):
-    """select: pair_ratio: f(f1, f2) -> {"own": the top pair-ratio neurons}."""
-
-    def select(f1, f2):
-        own = iv.pair_neurons(
-            feature_neurons, features, f1, f2, settings.neurons_per_pair, settings.ratio_threshold
-        )
-        return {"own": iv.by_layer(own)}
-
-    return select
-
-
-def shared_selector(pool: sh.TunedPool, features):
-    """select: shared: f(f1, f2) -> {"own": A_f1 & A_f2, "f1_only", "f2_only", counts}."""
-    col = {f: j for j, f in enumerate(features)}
-
-    def select(f1, f2):
-        sets = sh.pair_sets(pool, col[f1], col[f2])
-        return {"own": sets.pop("shared"), **sets}
-
-    return select
 
 
 def run_interventions(
@@ -349,26 +331,9 @@ def run_stage(
         batch_size=settings["batch_size"],
         pca_variance=pca_variance,
     )
-    tuned, sd = None, None
-    if select_how == "shared" or match == "layers_and_scale":
-        if not pool:
-            raise ValueError("select: shared and layers_and_scale need the analysed layer pool")
-        acts, layer, unit = sh.pool_activations(
-            root, pool["layers"], pool["reduce"], pool["tokens"]
-        )
-        n_objects = objects.groupby("image_id").size().loc[list(image_ids)].to_numpy()
-        tuned = sh.tuned_pool(
-            acts, layer, unit, presence, features, n_objects, settings.get("m"), settings["seed"]
-        )
-        sd = sh.layer_sd(tuned, n_layers, width)
-        log.info(
-            f"layer pool: blocks {list(pool['layers'])}, {acts.shape[1]} neurons, m = {tuned.m}"
-        )
-    strata = ctl.neuron_strata(n_layers, width, match, sd, settings.get("scale_bins", 4))
-    if select_how == "shared":
-        select = shared_selector(tuned, features)
-    else:
-        select = pair_ratio_selector(pd.read_parquet(paths["feature_neurons"]), features, run)
+    select, strata = neuron_selection(
+        settings, run, root, pool, presence, features, objects, image_ids, paths
+    )
     t0 = time.time()
     with make_ablator(model, values) as ablator:
         effects, example = run_interventions(
