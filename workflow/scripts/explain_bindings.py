@@ -12,7 +12,7 @@ from vlmbinding.analysis import gradcam as gc
 from vlmbinding.analysis.binding import binding_prompts
 from vlmbinding.atomic import write_parquet
 from vlmbinding.data.crop import boxes_in_region, crops_to_square, seen_region, to_rgb
-from vlmbinding.extraction.recording import choose_preprocess
+from vlmbinding.extraction.images import choose_preprocess
 from vlmbinding.logs import to_file
 from vlmbinding.models.loading import load_entry
 

@@ -2,7 +2,7 @@
 
 How much of an embedding's separability is already in the pixels? The baseline takes
 exactly the tensors the activation rule feeds the model (the same image loading and the
-same preprocessing, `activations.load_images` with `activations.choose_preprocess`),
+same preprocessing, `extraction.images.load_images` with `choose_preprocess`),
 flattens each to one vector, and measures D and M of every pair on them with the very
 function that measures the embeddings (`separability.separability_table`, full space
 and per-pair PCA).
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vlmbinding.analysis.separability import separability_table
-from vlmbinding.extraction.recording import choose_preprocess, load_images
+from vlmbinding.extraction.images import choose_preprocess, load_images
 
 log = logging.getLogger(__name__)
 

@@ -64,12 +64,8 @@ def maps_from_model(loaded, paths: list[str], layer: int, unit: int, attrs: dict
     """The same maps, recomputed by a forward pass over `paths` with the store's settings."""
     import torch
 
-    from vlmbinding.extraction.recording import (
-        AUTOCAST,
-        choose_preprocess,
-        forward_batch,
-        load_images,
-    )
+    from vlmbinding.extraction.images import choose_preprocess, load_images
+    from vlmbinding.extraction.recording import AUTOCAST, forward_batch
 
     device = next(loaded.model.parameters()).device
     images = load_images(paths, choose_preprocess(loaded, attrs["preprocess"])).to(device)

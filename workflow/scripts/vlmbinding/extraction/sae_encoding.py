@@ -103,12 +103,8 @@ def model_latents(
     import torch
 
     from vlmbinding.analysis.sae import _placed
-    from vlmbinding.extraction.recording import (
-        AUTOCAST,
-        choose_preprocess,
-        forward_layers,
-        image_batches,
-    )
+    from vlmbinding.extraction.images import choose_preprocess, image_batches
+    from vlmbinding.extraction.recording import AUTOCAST, forward_layers
 
     layers, seeds = [int(x) for x in layers], [int(s) for s in seeds]
     if not layers:

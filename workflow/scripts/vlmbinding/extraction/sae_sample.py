@@ -17,12 +17,8 @@ import numpy as np
 import torch
 
 from vlmbinding.analysis.sae_tokens import TokenSample
-from vlmbinding.extraction.recording import (
-    AUTOCAST,
-    choose_preprocess,
-    forward_layers,
-    image_batches,
-)
+from vlmbinding.extraction.images import choose_preprocess, image_batches
+from vlmbinding.extraction.recording import AUTOCAST, forward_layers
 
 log = logging.getLogger(__name__)
 

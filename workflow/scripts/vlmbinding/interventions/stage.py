@@ -252,7 +252,7 @@ def run_stage(
     from vlmbinding.analysis.gradcam import text_embeddings
     from vlmbinding.data.reading import dataset_presence, open_checked_store
     from vlmbinding.data.vocab import Vocabulary
-    from vlmbinding.extraction.recording import choose_preprocess, load_images
+    from vlmbinding.extraction.images import choose_preprocess, load_images
     from vlmbinding.models.applicability import NEEDS_TEXT, has_text_tower
     from vlmbinding.models.loading import load_entry
 
