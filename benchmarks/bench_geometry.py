@@ -27,10 +27,14 @@ tables, `data.reading.open_checked_store`, `object_masks`,
 `object_pooling.object_vector_reader`. Then per block `geometry_stage.geometry_part` on
 that block (its object vectors from the store, `geometry.encoding_geometry` with the
 config's sharing.geometry n_null, n_bins and seed), its store read (the object vectors)
-reported apart. The store's files are flushed and dropped from the page cache
-(posix_fadvise) before each job, so the reads come from disk. CPU seconds are the job's
-own (getrusage); wall time is printed beside them with the CPU other processes took
-meanwhile; peak memory is the job's own VmHWM.
+reported apart. After the blocks, measure 1's read of each block (what
+`measure_sharing.py` reads of its layer pool: `store.reduced_layer` with the config's
+analysis.reduce and analysis.tokens) is timed too, the cache dropped again: with the CPU
+seconds of `bench_sharing.py` (neuron_overlap, conjunction_coding on 24,576 neurons) it gives
+measure 1 from a store. The store's files are flushed and dropped from the page cache
+(posix_fadvise) before each job, so the reads come from disk. CPU seconds are the job's own
+(getrusage); its peak memory (VmHWM) covers the geometry and measure 1's reads; wall time
+is printed beside them with the CPU other processes took meanwhile.
 
 Command (from the repository root):
 
@@ -84,6 +88,7 @@ def settings() -> dict:
         "activations": c["activations"],
         "canvas": (c["dataset"]["width"], c["dataset"]["height"]),
         "seed": c["sharing"]["geometry"]["seed"],
+        "reduction": (c["analysis"]["reduce"], c["analysis"]["tokens"]),
         "vocabulary": {k: c["dataset"][k] for k in ("shapes", "colors", "positions")},
     }
 
@@ -206,6 +211,7 @@ def job(args) -> None:
     from vlmbinding.data.reading import open_checked_store
     from vlmbinding.data.vocab import Vocabulary
     from vlmbinding.extraction.object_pooling import object_vector_reader
+    from vlmbinding.extraction.store import reduced_layer
 
     s = settings()
     vocab = Vocabulary.from_config(s["vocabulary"])
@@ -242,7 +248,14 @@ def job(args) -> None:
         )
         blocks.append((cpu_seconds() - c, time.perf_counter() - w))
         z3 += int((table["z"] > 3).sum())
+    drop_cache(work / args.job)  # measure_sharing's read of the pool, block by block
+    pool_reads = []
+    for b in range(args.blocks):
+        c, w = cpu_seconds(), time.perf_counter()
+        reduced_layer(root, b, *s["reduction"])
+        pool_reads.append((cpu_seconds() - c, time.perf_counter() - w))
     report |= {
+        "pool_reads": pool_reads,
         "blocks": blocks,
         "reads": reads,
         "objects": len(objects),
@@ -258,7 +271,9 @@ def summary(mode: str, r: dict, args) -> list[str]:
 
     cpu, wall = np.array(r["blocks"]).T
     read_cpu, read_wall = np.array(r["reads"]).T
-    per, rest = cpu.mean(), r["cpu_s"] - cpu.sum()  # rest: start-up, imports, set-up
+    pool_cpu, pool_wall = np.array(r["pool_reads"]).T
+    per = cpu.mean()
+    rest = r["cpu_s"] - cpu.sum() - pool_cpu.sum()  # start-up, imports, set-up
     lines = [
         f"{mode} store: job start-up and set-up {rest:.1f} CPU-s (of it tables, store, masks, "
         f"reader {r['setup_cpu_s']:.1f} CPU-s, {r['setup_wall_s']:.1f} s wall)",
@@ -277,6 +292,12 @@ def summary(mode: str, r: dict, args) -> list[str]:
         f"  job peak memory {peak:.0f} MiB, job CPU {r['cpu_s']:.1f} s (target {TARGET_MIB:.0f} "
         f"MiB = 4 GB: {'met' if peak <= TARGET_MIB else 'NOT met'}); {r['rows_z_over_3']} of "
         f"{r['rows']} rows z > 3"
+    )
+    lines.append(
+        f"  measure 1's read of a block (measure_sharing: store.reduced_layer, "
+        f"{' over '.join(settings()['reduction'])}): {pool_cpu.mean():.2f} CPU-s "
+        f"({pool_wall.mean():.2f} s wall); {args.pool} blocks {args.pool * pool_cpu.mean():.0f} "
+        f"CPU-s, 24 blocks {24 * pool_cpu.mean():.0f} CPU-s"
     )
     lines.append(f"  {r['load']}")
     return lines

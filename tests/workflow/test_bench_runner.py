@@ -68,3 +68,16 @@ def test_the_stage_benchmark_reads_the_dry_runs_rules():
     text = "Building DAG of jobs...\nJob stats:\njob       count\n-----  -----\n"
     text += "train_sae     4\nsample_sae_tokens   1\ntotal   5\n"
     assert bench_sae_stage.dry_run_rules(text) == {"train_sae": 4, "sample_sae_tokens": 1}
+
+
+def test_the_geometry_benchmark_takes_the_configs_null_draws():
+    import bench_geometry
+
+    g = _common.workflow_config()["sharing"]["geometry"]
+    args = bench_geometry.parse([])
+    assert (args.images, args.n_null, args.n_bins) == (500, g["n_null"], g["n_bins"])
+    quick = bench_geometry.parse(["--quick"])
+    assert (quick.images, quick.blocks, quick.n_null) == (100, 2, 19)
+    again = bench_geometry.parse(_common.job_argv(args, ("job", "keep")))
+    assert vars(again) == {**vars(args), "keep": False}
+    assert bench_geometry.vision("ViT-L-14")["tokens"] == 257
