@@ -78,7 +78,7 @@ def test_the_report_has_the_geometry_figure_and_page(geometry):
     page = (geometry / "results/toy/sharing.html").read_text()
     for block in ("0", "1"):
         assert f"Neuron sharing ω (encoding geometry), neuron basis, block {block}" in page
-        assert f"Block {block}: partial r(ω, D | ι)" in page
+        assert f"Block {block}: partial r(ω z, D | ι z)" in page
     assert "r(ι, D) over 120 pairs" in page
 
 

@@ -104,10 +104,10 @@ def test_the_twin_comparison_follows_the_row_of_its_basis():
 def geometry_beyond():
     return pd.DataFrame(
         [
-            {"layers": "3", "score": "value", "metric": "D", "space": "full", "subset": "all",
+            {"layers": "3", "score": "z", "metric": "D", "space": "full", "subset": "all",
              "n_pairs": 120, "r": 0.31, "feature_ci_low": 0.04, "feature_ci_high": 0.53,
              "mantel_p": 0.03},
-            {"layers": "3", "score": "value", "metric": "M", "space": "full", "subset": "all",
+            {"layers": "3", "score": "z", "metric": "M", "space": "full", "subset": "all",
              "n_pairs": 120, "r": 0.05, "feature_ci_low": -0.2, "feature_ci_high": 0.3,
              "mantel_p": 0.5, "mde_r": 0.46},
         ]
@@ -116,7 +116,7 @@ def geometry_beyond():
 
 def test_omega_beyond_iota_in_sentences():
     first, second = beyond_sentences(geometry_beyond())
-    assert first.startswith("Block 3: partial r(ω, D | ι) over 120 pairs = 0.31 [0.04, 0.53]")
+    assert first.startswith("Block 3: partial r(ω z, D | ι z) over 120 pairs = 0.31 [0.04, 0.53]")
     assert "detected beyond interference, against the study" in first
     assert "not detected (80% power only for |r| >= 0.46)" in second
     older = geometry_beyond().drop(columns="mde_r")  # a table from before mde_r: said so
@@ -149,24 +149,27 @@ def test_the_geometry_sections_find_their_blocks_twin_rows():
     keys = [("neuron_sharing", "3"), ("interference", "3"), ("neuron_sharing", "1")]
     corr = pd.concat(
         [
-            corr.assign(measure=m, basis="neurons", layers=b, score="value", additive_r2=0.1)
+            corr.assign(measure=m, basis="neurons", layers=b, score=sc, additive_r2=r2)
             for m, b in keys
+            for sc, r2 in (("z", 0.1), ("value", 0.7))
         ],  # fmt: skip
         ignore_index=True,
     )
     sections = sharing_sections(pd.DataFrame([row("D")]), corr, sanity=geometry_sanity())
     text = {h: t for h, t, _ in sections}
     omega3 = text["Neuron sharing ω (encoding geometry), neuron basis, block 3"]
-    # the section reads ω's value, the sanity row compares z: the twin sentence names it
-    assert "Against its random-weights twin, r(omega z, D), all pairs, block 3: trained -0.21" in (
-        omega3
-    )
-    assert "r(omega z, M), all pairs, block 3: trained -0.21" in omega3
+    # the section reads ω's z, as the sanity row: the twin sentence follows its row
+    assert omega3.startswith("ω z (z) at block 3; additive R² 0.10")
+    assert "Against its random-weights twin: trained -0.21" in omega3
+    # the raw value in one sentence, with its additive R²
+    assert "Read by its raw value instead (not centred on its null; additive R² 0.70" in omega3
+    assert "r(ω, D) over 120 pairs = -0.40" in omega3
+    assert omega3.count("trained -0.21") == 2  # D and M
     assert "block 1" not in omega3
     iota3 = text["Interference ι (encoding geometry), neuron basis, block 3"]
-    assert "r(iota z, D), all pairs, block 3: trained 0.44" in iota3
+    assert "trained 0.44" in iota3 and "r(ι, D)" in iota3
     omega1 = text["Neuron sharing ω (encoding geometry), neuron basis, block 1"]
-    assert "r(omega z, D), all pairs, block 1: trained 0.90" in omega1
+    assert "trained 0.90" in omega1 and "trained -0.21" not in omega1
 
 
 def resolved():
@@ -213,7 +216,7 @@ def test_the_autoencoder_basis_in_sentences():
 def test_the_page_labels_s_as_the_studys_additive_score_and_has_every_part():
     s = pd.DataFrame([row("D", -0.1, 0.4), row("M", 0.1, 0.5)])
     keys = [("overlap", "neurons", "0,3", "z"), ("overlap", "sae", "0,3", "z"),
-            ("neuron_sharing", "neurons", "3", "value")]  # fmt: skip
+            ("neuron_sharing", "neurons", "3", "z")]  # fmt: skip
     corr = pd.concat(
         [
             pd.DataFrame([row("D", -0.4, 0.01), row("M", 0.2, 0.3)]).assign(
@@ -243,7 +246,7 @@ def test_the_page_labels_s_as_the_studys_additive_score_and_has_every_part():
         "Autoencoder training",
     ]
     omega = sections[headings.index("Neuron sharing ω (encoding geometry), neuron basis, block 3")]
-    assert omega[1].startswith("ω (value) at block 3; additive R² 0.06 (S gives 1).")
+    assert omega[1].startswith("ω z (z) at block 3; additive R² 0.06 (S gives 1).")
     html = sharing_page("toy: shared neurons", sections)
     assert "<h1>toy: shared neurons</h1>" in html and "not detected" in html
     assert "mde_r" in html  # how to read the tables, on the first section

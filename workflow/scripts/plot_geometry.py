@@ -1,4 +1,5 @@
-"""Rule plot_geometry: interference and neuron sharing against D and M at the deepest block."""
+"""Rule plot_geometry: interference and neuron sharing (z against their null) against D and M
+at the deepest block."""
 
 import pandas as pd
 
@@ -14,6 +15,7 @@ fig = geometry_scatter(
     pd.read_parquet(snakemake.input.separability),
     pd.read_parquet(snakemake.input.correlation),
     vocab.feature_kinds,
+    score="z",  # as the sharing page, the sanity table and the specification curve
     space=snakemake.params.space,
 )
 save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -37,9 +37,10 @@ MEASURE_NAMES = {
     "overlap": "overlap z",
     "conjunctive": "conjunctive z",
     "separate": "separate z",
-    "interference": "ι",
-    "neuron_sharing": "ω",
+    "interference": "ι z",
+    "neuron_sharing": "ω z",
 }
+VALUE_NAMES = {"interference": "ι", "neuron_sharing": "ω"}
 MEASURE_TITLES = {
     "overlap": "Co-tuned neuron overlap",
     "conjunctive": "Conjunctive coding of the shared units",
@@ -49,9 +50,10 @@ MEASURE_TITLES = {
 }
 BASIS_TITLES = {"neurons": "neuron basis", "sae": "autoencoder basis"}
 GEOMETRY = ("interference", "neuron_sharing")
-# the score a measure is read by: the overlap counts by their z against the null, the
-# geometry's cosines by their value (as its figure)
-SCORE_OF = {"interference": "value", "neuron_sharing": "value"}
+# every measure of sharing is read by its z against its null (the sanity table and the
+# specification curve compare z too); the geometry's raw cosines are mostly per-feature
+# mass (their additive R² is high), so their value is reported in one sentence beside it
+SCORE_OF: dict[str, str] = {}
 S_TEXT = (
     "S is the study's superposition score. It is additive, S(f1, f2) = P(f1) + P(f2), each "
     "feature's share of the selected neurons' affinity mass, so it says how much mass two "
@@ -168,21 +170,45 @@ def measure_sentences(
             statistic = _statistic(measure, basis, metric, row["subset"], layers)
             twin = _sanity_row(sanity, statistic)
             if twin is not None and metric != "accuracy":
-                out.append(twin_sentence(twin, name_statistic=measure in GEOMETRY))
+                out.append(twin_sentence(twin))
     return out
 
 
-def beyond_sentences(beyond: pd.DataFrame, space: str = "full", alpha: float = ALPHA):
-    """The partial correlations r(ω, metric | ι) per block (geometry_beyond.parquet, ω's
-    value) as sentences; one not detected says the smallest |partial r| its test detects
-    with 80% power (`mde_r`, `geometry_beyond.residual_mde_r`)."""
-    rows = beyond[beyond["score"].eq("value") & beyond["space"].isin([space, "binding"])]
+def value_sentence(rows: pd.DataFrame, name: str, space: str = "full") -> str:
+    """One sentence on a geometry measure read by its raw value (not centred on its null),
+    D and M in `space` per subset: how much of it is per-feature mass (its additive R²)
+    and what it gives, so a reader sees why the sections read z."""
+    rows = rows[rows["score"].eq("value") & rows["space"].eq(space)]
+    if rows.empty:
+        return ""
+    parts = [
+        f"r({name}, {row['metric']}) over {_pairs_words(row)} = {_num(row['pearson_r'])} "
+        f"[{_num(row['feature_ci_low'])}, {_num(row['feature_ci_high'])}], Mantel "
+        f"{_p(float(row['mantel_p']))}"
+        for row in rows.to_dict("records")
+    ]
+    r2 = _num(rows["additive_r2"].iloc[0])
+    return (
+        f"Read by its raw value instead (not centred on its null; additive R² {r2}, so "
+        f"largely each feature's own mass): {'; '.join(parts)}."
+    )
+
+
+def beyond_sentences(
+    beyond: pd.DataFrame, space: str = "full", alpha: float = ALPHA, score: str = "z"
+):
+    """The partial correlations r(ω, metric | ι) per block (geometry_beyond.parquet, both
+    read by `score`, z by default as the sections) as sentences; one not detected says the
+    smallest |partial r| its test detects with 80% power (`mde_r`,
+    `geometry_beyond.residual_mde_r`)."""
+    rows = beyond[beyond["score"].eq(score) & beyond["space"].isin([space, "binding"])]
+    z = " z" if score == "z" else ""
     out = []
     for row in rows.to_dict("records"):
         metric, r, p = row["metric"], float(row["r"]), float(row["mantel_p"])
         head = (
-            f"Block {row['layers']}: partial r(ω, {METRIC_WORDS.get(metric, metric)} | ι) over "
-            f"{_pairs_words(row)} = {_num(r)} [{_num(row['feature_ci_low'])}, "
+            f"Block {row['layers']}: partial r(ω{z}, {METRIC_WORDS.get(metric, metric)} | ι{z}) "
+            f"over {_pairs_words(row)} = {_num(r)} [{_num(row['feature_ci_low'])}, "
             f"{_num(row['feature_ci_high'])}], partial Mantel {_p(p)}"
         )
         if not (np.isfinite(r) and np.isfinite(p)):
@@ -267,9 +293,9 @@ def sharing_sections(
         )
     ]
     keys = ["measure", "basis", "layers"]
-    for (measure, basis, layers), rows in sharing_correlation.groupby(keys, sort=False):
+    for (measure, basis, layers), every in sharing_correlation.groupby(keys, sort=False):
         score = SCORE_OF.get(measure, "z")
-        rows = rows[rows["score"].eq(score)]
+        rows = every[every["score"].eq(score)]
         name = MEASURE_NAMES.get(measure, measure)
         block = str(layers) if measure in GEOMETRY else None  # the sanity rows per block
         sentences = measure_sentences(
@@ -278,6 +304,8 @@ def sharing_sections(
         r2 = rows["additive_r2"].iloc[0] if len(rows) else np.nan
         title = f"{MEASURE_TITLES.get(measure, measure)}, {BASIS_TITLES.get(basis, basis)}"
         where = f"block {layers}" if measure in GEOMETRY else f"layers {layers}"
+        if measure in VALUE_NAMES and (raw := value_sentence(every, VALUE_NAMES[measure], space)):
+            sentences.append(raw)
         text = f"{name} ({score}) at {where}; additive R² {_num(r2)} (S gives 1). " + " ".join(
             sentences
         )
