@@ -95,6 +95,11 @@ def test_the_twin_comparison_follows_the_row_of_its_basis():
         "Against 3 random-weights twins: trained -0.36, twins -0.11 (prediction interval " in text
     )
     assert "[-0.28, 0.06]); survives" in text
+    # with the difference's interval, the sentence gives the band the verdict used
+    rows = sanity().assign(difference=[-0.25, np.nan], difference_ci_low=[-0.45, np.nan])
+    text = " ".join(measure_sentences(corr, "overlap z", measure="overlap", sanity=rows))
+    assert "[-0.28, 0.06]; with the trained model's own uncertainty added, the band it " in text
+    assert "must leave is [-0.31, 0.09]); survives" in text
     text = " ".join(
         measure_sentences(corr, "overlap z", measure="overlap", basis="sae", sanity=sanity())
     )

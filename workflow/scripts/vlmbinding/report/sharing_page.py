@@ -117,10 +117,20 @@ def twin_sentence(row: Mapping, name_statistic: bool = False) -> str:
     twins = f"{n} random-weights twins" if n > 1 else "its random-weights twin"
     interval = "prediction interval" if n > 1 else "interval"
     what = f", {row['statistic']}" if name_statistic else ""
+    band = ""
+    diff, low = float(row.get("difference", np.nan)), float(row.get("difference_ci_low", np.nan))
+    if n > 1 and np.isfinite(diff) and np.isfinite(low):
+        # the verdict's band (`twins.twin_band`): the prediction interval widened by the
+        # trained model's own interval; the difference's interval carries its half-width
+        half, centre = diff - low, float(row["random"])
+        band = (
+            f"; with the trained model's own uncertainty added, the band it must leave is "
+            f"[{_num(centre - half)}, {_num(centre + half)}]"
+        )
     return (
         f"Against {twins}{what}: trained {_num(row['trained'])}, "
         f"twin{'s' if n > 1 else ''} {_num(row['random'])} ({interval} "
-        f"[{_num(row['random_ci_low'])}, {_num(row['random_ci_high'])}]); "
+        f"[{_num(row['random_ci_low'])}, {_num(row['random_ci_high'])}]{band}); "
         f"{row['verdict']}."
     )
 
