@@ -65,13 +65,105 @@ def clip_dual(folder):
     return save(transformers.CLIPModel(config), folder)
 
 
-MAKERS = {"clip-vision": clip_vision, "siglip": siglip_dual, "clip": clip_dual}
+# the language side of a VLM: one layer, hidden 32, a small vocabulary
+LM = {**TEXT, "num_key_value_heads": 1, "vocab_size": 128, "max_position_embeddings": 64}
+
+
+def llava(folder):
+    """LlavaForConditionalGeneration: a CLIP vision tower and a tiny Llama."""
+    torch.manual_seed(0)
+    config = transformers.LlavaConfig(
+        vision_config=transformers.CLIPVisionConfig(**SMALL),
+        text_config=transformers.LlamaConfig(**LM),
+        image_token_id=5,
+    )
+    processor = transformers.CLIPImageProcessor(
+        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
+    )
+    return save(transformers.LlavaForConditionalGeneration(config), folder, processor)
+
+
+def paligemma(folder):
+    """PaliGemmaForConditionalGeneration: a SigLIP tower without its head, a tiny Gemma."""
+    torch.manual_seed(0)
+    config = transformers.PaliGemmaConfig(
+        vision_config=transformers.SiglipVisionConfig(**SMALL, vision_use_head=False).to_dict(),
+        text_config=transformers.GemmaConfig(**LM, head_dim=16).to_dict(),
+        image_token_id=5,
+    )
+    processor = transformers.SiglipImageProcessor(size={"height": 64, "width": 64})
+    return save(transformers.PaliGemmaForConditionalGeneration(config), folder, processor)
+
+
+def internvl(folder):
+    """InternVLForConditionalGeneration: an InternViT tower (class token, layer scale
+    `lambda_2`, set to random values so that leaving it out would show) and a tiny Qwen2; no
+    image processor saved (the loader's ImageNet fallback)."""
+    torch.manual_seed(0)
+    config = transformers.InternVLConfig(
+        vision_config=transformers.InternVLVisionConfig(**SMALL).to_dict(),
+        text_config=transformers.Qwen2Config(**LM).to_dict(),
+        image_token_id=5,
+    )
+    model = transformers.InternVLForConditionalGeneration(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("lambda_2"):
+                param.uniform_(0.5, 2.0)
+    return save(model, folder)
+
+
+MAKERS = {
+    "clip-vision": clip_vision,
+    "siglip": siglip_dual,
+    "clip": clip_dual,
+    "llava": llava,
+    "paligemma": paligemma,
+    "internvl": internvl,
+}
 # kind -> (tokens, prefix, cls, embedding size, has a text tower)
 EXPECTED = {
     "clip-vision": (17, 1, True, 32, False),
     "siglip": (16, 0, False, 32, True),
     "clip": (17, 1, True, 24, True),
+    "llava": (17, 1, True, 32, False),
+    "paligemma": (16, 0, False, 32, False),
+    "internvl": (17, 1, True, 32, False),
 }
+
+
+def reference_layers(model):
+    """The encoder layers of the vision tower, found independently of the library: the
+    module paths ending in `encoder.layers.<i>` or `encoder.layer.<i>` outside the language
+    model."""
+    layers = {}
+    for path, module in model.named_modules():
+        parts = path.split(".")
+        if len(parts) >= 3 and parts[-3] == "encoder" and parts[-2] in ("layers", "layer"):
+            if "text" not in path and "language" not in path:
+                layers.setdefault(".".join(parts[:-1]), []).append(module)
+    (found,) = layers.values()
+    return found
+
+
+def reference_mlp_outputs(folder, pixels) -> np.ndarray:
+    """[tokens, layers * width]: a fresh model from `folder`, forward hooks on each vision
+    layer's own `mlp` (times `lambda_2` where the layer has one), the tower run alone."""
+    model = transformers.AutoModel.from_pretrained(folder).eval()
+    layers = reference_layers(model)
+    tower = getattr(model, "vision_model", None) or getattr(model, "vision_tower", model)
+    outs = []
+
+    def hook(layer):
+        scale = getattr(layer, "lambda_2", None)
+        return lambda m, i, o: outs.append((o if scale is None else o * scale).detach())
+
+    handles = [layer.mlp.register_forward_hook(hook(layer)) for layer in layers]
+    with torch.no_grad():
+        tower(pixel_values=pixels[None])
+    for h in handles:
+        h.remove()
+    return torch.cat(outs, -1)[0].numpy()
 
 
 @pytest.fixture(scope="module")
@@ -103,21 +195,7 @@ def test_geometry_and_stored_activations_equal_hooks_on_the_mlp(tmp_path, images
     assert root.attrs["n_prefix_tokens"] == prefix and root.attrs["tower"] == "transformers"
     assert root["embeddings"].shape == (len(ids), embed)
     # independent: a fresh model from the folder, hooks on each encoder layer's own mlp
-    ref_model = transformers.AutoModel.from_pretrained(folder).eval()
-    tower = getattr(ref_model, "vision_model", ref_model)
-    outs = []
-    handles = [
-        layer.mlp.register_forward_hook(lambda m, i, o: outs.append(o.detach()))
-        for layer in tower.encoder.layers
-    ]
-    ref = []
-    with torch.no_grad():
-        for p in paths:
-            outs.clear()
-            tower(pixel_values=loaded.preprocess(Image.open(p))[None])
-            ref.append(torch.cat(outs, -1)[0].numpy())
-    for h in handles:
-        h.remove()
+    ref = [reference_mlp_outputs(folder, loaded.preprocess(Image.open(p))) for p in paths]
     np.testing.assert_allclose(root["mlp_out"][:].astype(np.float32), np.stack(ref), atol=2e-3)
 
 
@@ -169,3 +247,18 @@ def test_text_embeddings_of_a_vision_only_tower_say_why_not(tmp_path):
     loaded = load_entry({"name": "llava-eyes", "arch": "transformers", "weights": folder}, None)
     with pytest.raises(TypeError, match="no text tower of its own.*not applicable"):
         text_embeddings(loaded.model, loaded.tokenizer, ["a red circle"])
+
+
+def test_internvl_configs_read_without_torch_and_remote_code_ones_are_refused(tmp_path):
+    vision = {"model_type": "internvl_vision", **SMALL, "image_size": [64, 64]}
+    hf = write_config(tmp_path / "hf", {"model_type": "internvl", "vision_config": vision})
+    g = vision_geometry(transformers_model_config(hf))
+    assert (g["tokens"], g["n_prefix_tokens"], g["cls_token"], g["pool"]) == (17, 1, True, "avg")
+    assert g["has_text"] is False
+    chat = write_config(tmp_path / "chat", {"model_type": "internvl_chat", "vision_config": {}})
+    with pytest.raises(UnsupportedTransformersModel, match="ivl2.*remote-code.*-hf"):
+        transformers_model_config(chat, "ivl2")
+    wide = {**vision, "image_size": [64, 96]}
+    odd = write_config(tmp_path / "odd", {"model_type": "internvl", "vision_config": wide})
+    with pytest.raises(UnsupportedTransformersModel, match="image_size.*only square"):
+        transformers_model_config(odd, "odd")

@@ -1,13 +1,15 @@
 """Loading the vision tower of a transformers checkpoint (`arch: transformers`).
 
-The tower is found by class, not by attribute path, so that a new transformers release that
-moves it (`model.vision_tower`, `model.model.vision_tower`, ...) does not break it: the
-outermost module whose class name has `Vision` in it and that has `encoder.layers` and
-`embeddings.patch_embedding` (CLIP's and SigLIP's vision model or transformer). Its layers'
-`mlp` is hooked (no layer scale in either). `encode_image` gives the model's own image
-features: CLIP's projected class token (CLIPModel) or its
-post-layernorm class token (a vision-only CLIP, e.g. LLaVA's tower), SigLIP's attention-pool
-head, or the mean of its last tokens in a tower without a head (PaliGemma's).
+The tower is found by class and by path suffix, not by a full attribute path, so that a new
+transformers release that moves it (`model.vision_tower`, `model.model.vision_tower`, ...) does
+not break it: the outermost module whose class name has `Vision` in it, with a layer list at
+`encoder.layers` (CLIP, SigLIP) or `encoder.layer` (InternViT) and a patch embedding at
+`embeddings.patch_embedding` or `embeddings.patch_embeddings`. Its layers' `mlp` is hooked,
+times the layer scale `lambda_2` where the layer has one (InternViT; CLIP and SigLIP have
+none). `encode_image` gives the model's own image features: CLIP's projected class token
+(CLIPModel) or its post-layernorm class token (a vision-only CLIP, e.g. LLaVA's tower),
+SigLIP's attention-pool head, or the mean of its last patch tokens in a tower without a
+pooler (PaliGemma's SigLIP, InternViT).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 
 import torch
 
-from vlmbinding.models.hf_config import read_config, transformers_model_config, vision_tower
+from vlmbinding.models.hf_config import CLS, read_config, transformers_model_config, vision_tower
 from vlmbinding.models.weights import HF_HUB_PREFIX
+
+MEAN_STD = {"internvl": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}  # ImageNet's
 
 
 class TransformersTower(torch.nn.Module):
@@ -30,22 +34,22 @@ class TransformersTower(torch.nn.Module):
         super().__init__()
         self.model, self.kind, self.has_text = model, kind, has_text
         self.tower = find_vision_tower(model)
-        self.n_prefix_tokens = 1 if kind == "clip" else 0
+        self.n_prefix_tokens = 1 if kind in CLS else 0
 
     @property
     def vision_layers(self):
-        return list(self.tower.encoder.layers)
+        return list(encoder_layers(self.tower))
 
     @property
     def grid_size(self):
         e = self.tower.embeddings
-        side = e.image_size // e.patch_size
-        return (side, side)
+        size, patch = pair(e.image_size), pair(e.patch_size)
+        return (size[0] // patch[0], size[1] // patch[1])
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         out = self.tower(pixel_values=images)
-        if out.pooler_output is None:  # SigLIP without its head: the mean token
-            return out.last_hidden_state.mean(dim=1)
+        if getattr(out, "pooler_output", None) is None:  # no pooler: the mean patch token
+            return out.last_hidden_state[:, self.n_prefix_tokens :].mean(dim=1)
         projection = getattr(self.model, "visual_projection", None)
         return projection(out.pooler_output) if projection is not None else out.pooler_output
 
@@ -60,18 +64,38 @@ class TransformersTower(torch.nn.Module):
         return projection(out.pooler_output) if projection is not None else out.pooler_output
 
 
+LAYERS = ("layers", "layer")  # encoder.<one of these>: CLIP and SigLIP, InternViT
+PATCHES = ("patch_embedding", "patch_embeddings")
+
+
+def pair(size) -> tuple[int, int]:
+    return tuple(int(s) for s in size) if isinstance(size, (list, tuple)) else (size, size)
+
+
+def encoder_layers(module: torch.nn.Module) -> torch.nn.ModuleList | None:
+    """`module.encoder.layers` or `module.encoder.layer`, if it is a list of modules."""
+    encoder = getattr(module, "encoder", None)
+    for name in LAYERS:
+        layers = getattr(encoder, name, None)
+        if isinstance(layers, torch.nn.ModuleList):
+            return layers
+    return None
+
+
 def find_vision_tower(model: torch.nn.Module) -> torch.nn.Module:
-    """The CLIP or SigLIP vision transformer inside `model`, found by its class name."""
+    """The CLIP, SigLIP or InternViT vision transformer inside `model`, found by its class
+    name and the suffixes of its layer list and patch embedding."""
     for _, module in model.named_modules():
-        name = type(module).__name__
         embeddings = getattr(module, "embeddings", None)
         if (
-            "Vision" in name
-            and hasattr(getattr(module, "encoder", None), "layers")
-            and hasattr(embeddings, "patch_embedding")
+            "Vision" in type(module).__name__
+            and encoder_layers(module) is not None
+            and any(hasattr(embeddings, p) for p in PATCHES)
         ):
             return module
-    raise ValueError(f"{type(model).__name__} holds no CLIP or SigLIP vision transformer")
+    raise ValueError(
+        f"{type(model).__name__} holds no CLIP, SigLIP or InternViT vision transformer"
+    )
 
 
 def source(weights: str) -> str:
@@ -80,7 +104,7 @@ def source(weights: str) -> str:
 
 def image_preprocess(weights: str, kind: str, image_size: int):
     """The model's own image processor (PIL image -> [3, H, W]); a folder without one gets
-    the tower's usual transform (CLIP's mean and std, or SigLIP's 0.5)."""
+    the tower's usual transform (CLIP's mean and std, SigLIP's 0.5, InternViT's ImageNet)."""
     from transformers import AutoImageProcessor
 
     try:
@@ -88,8 +112,9 @@ def image_preprocess(weights: str, kind: str, image_size: int):
     except (OSError, ValueError):
         import open_clip
 
-        mean = open_clip.OPENAI_DATASET_MEAN if kind == "clip" else (0.5, 0.5, 0.5)
-        std = open_clip.OPENAI_DATASET_STD if kind == "clip" else (0.5, 0.5, 0.5)
+        mean, std = MEAN_STD.get(kind, ((0.5,) * 3, (0.5,) * 3))
+        if kind == "clip":
+            mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
         return open_clip.image_transform(image_size, is_train=False, mean=mean, std=std)
 
     def preprocess(image):

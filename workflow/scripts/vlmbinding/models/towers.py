@@ -8,6 +8,7 @@ stream, layer scale included.
   timm-vit       model.visual.trunk.blocks (Block)       ls2 (LayerScale or Identity)
   timm-eva       model.visual.trunk.blocks (EvaBlock)    mlp, times gamma_2 when set
   transformers   <vision tower>.encoder.layers           mlp (CLIP, SigLIP: no layer scale)
+                 <vision tower>.encoder.layer            mlp, times lambda_2 (InternViT)
 
 Anything else (a ResNet, a post-norm or parallel block) is refused by name.
 """
@@ -81,7 +82,8 @@ def mlp_point(block: torch.nn.Module, family: str) -> MlpPoint:
         return MlpPoint(block.ls2)
     if family == "timm-eva":
         return MlpPoint(block.mlp, block.gamma_2)
-    return MlpPoint(block.mlp)
+    scale = getattr(block, "lambda_2", None)  # InternViT's layer scale
+    return MlpPoint(block.mlp, scale if isinstance(scale, torch.nn.Parameter) else None)
 
 
 def mlp_points(model: torch.nn.Module) -> list[MlpPoint]:
@@ -109,7 +111,7 @@ def pooling_head_mlp(model: torch.nn.Module) -> torch.nn.Module | None:
 
 def input_norm(block: torch.nn.Module) -> torch.nn.Module:
     """The block's first LayerNorm (Grad-CAM's `ln_1` choice) in any family."""
-    for name in ("ln_1", "norm1", "layer_norm1"):
+    for name in ("ln_1", "norm1", "layer_norm1", "layernorm_before"):
         if hasattr(block, name):
             return getattr(block, name)
     raise UnhookableTower(f"{type(block).__name__} has no input LayerNorm")
