@@ -82,6 +82,34 @@ def save_clip_vision(folder, seed: int = 0) -> str:
     return str(folder)
 
 
+def save_llava(folder, seed: int = 0) -> str:
+    """A random-weights LlavaForConditionalGeneration (the CLIP tower above, a one-layer Llama
+    of width 32 and vocabulary 128) and its image processor in `folder`: the VLM's eyes
+    inside a VLM checkpoint."""
+    import transformers
+
+    torch.manual_seed(seed)
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "vocab_size": 128,
+        "max_position_embeddings": 64,
+    }
+    config = transformers.LlavaConfig(
+        vision_config=transformers.CLIPVisionConfig(**HF_SMALL),
+        text_config=transformers.LlamaConfig(**text),
+        image_token_id=5,
+    )
+    transformers.LlavaForConditionalGeneration(config).save_pretrained(folder)
+    transformers.CLIPImageProcessor(
+        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
+    ).save_pretrained(folder)
+    return str(folder)
+
+
 # a SigLIP-like open_clip tower (timm trunk, no CLS token, attention pool) as overrides of
 # open_clip's ViT-B-16-SigLIP config; its text tower tokenizes with open_clip's own BPE
 SIGLIP_OVERRIDES = {

@@ -5,7 +5,8 @@ and the binding test are reported as not applicable. A SigLIP-like open_clip tow
 trunk without a CLS token, attention pool) runs everything, Grad-CAM and binding included.
 Small EVA02-, PE-Core- and register towers (timm trunks in open_clip checkpoint files) run
 the tiny configuration too, PE-Core's with its pooling head's MLP recorded
-(activations.pooling_head)."""
+(activations.pooling_head). The CLIP tower inside a LlavaForConditionalGeneration folder (the
+VLM's eyes in a VLM checkpoint, found by class) runs the tiny configuration alone."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from conftest import run_workflow
 from helpers import (
     SIGLIP_OVERRIDES,
     save_clip_vision,
+    save_llava,
     save_siglip_checkpoint,
     save_timm_checkpoint,
 )
@@ -221,3 +223,41 @@ def test_the_pooling_head_option_stops_a_run_with_a_tower_without_one(tmp_path):
     out = proc.stdout + proc.stderr
     assert "models entry 'eva02': activations.pooling_head: true" in out
     assert "no attention-pooling head" in out
+
+
+# --- the tower inside a LLaVA checkpoint, alone: no twin, sharing, robustness, interventions ---
+LLAVA = "llava"
+
+
+@pytest.fixture(scope="module")
+def llava_run(tmp_path_factory):
+    import yaml
+    from conftest import REPO
+
+    work = tmp_path_factory.mktemp("llava")
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    weights = save_llava(work / "llava-hf", seed=2)
+    config["models"] = [
+        {"name": LLAVA, "arch": "transformers", "weights": weights, "random_twin": False}
+    ]
+    config["robustness"] = {"enabled": False}
+    config["interventions"] = {"enabled": False}
+    return work, run_workflow(work, config)
+
+
+def test_the_tower_inside_a_llava_checkpoint_runs_the_image_side(llava_run):
+    work, proc = llava_run
+    results = work / "results" / LLAVA
+    root = open_store(results / "activations.zarr")
+    attrs = root.attrs
+    got = (attrs["tokens"], attrs["n_prefix_tokens"], attrs["cls_token"], attrs["tower"])
+    assert got == (17, 1, True, "transformers") and attrs["token_grid"] == [4, 4]
+    assert root["mlp_out"].shape == (12, 17, 2 * 32)
+    for f in ("neurons.parquet", "superposition.parquet", "separability.parquet"):
+        assert (results / f).stat().st_size > 0, f
+    assert not (results / "binding").exists() and not (results / "gradcam").exists()
+    page = (results / "tables.html").read_text()
+    assert page.count(NEEDS_TEXT) == 3  # binding vs S, the binding test, Grad-CAM
+    assert NEEDS_TEXT in (work / "logs" / "tabulate_results" / f"{LLAVA}.log").read_text()
+    notes = [line for line in proc.stderr.splitlines() if "no text tower of its own" in line]
+    assert len(notes) == 1 and f"models entry '{LLAVA}'" in notes[0]

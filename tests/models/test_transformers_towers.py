@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import save_llava
 from PIL import Image
 
 from vlmbinding.data.toyshapes import generate_dataset
@@ -69,20 +70,6 @@ def clip_dual(folder):
 LM = {**TEXT, "num_key_value_heads": 1, "vocab_size": 128, "max_position_embeddings": 64}
 
 
-def llava(folder):
-    """LlavaForConditionalGeneration: a CLIP vision tower and a tiny Llama."""
-    torch.manual_seed(0)
-    config = transformers.LlavaConfig(
-        vision_config=transformers.CLIPVisionConfig(**SMALL),
-        text_config=transformers.LlamaConfig(**LM),
-        image_token_id=5,
-    )
-    processor = transformers.CLIPImageProcessor(
-        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
-    )
-    return save(transformers.LlavaForConditionalGeneration(config), folder, processor)
-
-
 def paligemma(folder):
     """PaliGemmaForConditionalGeneration: a SigLIP tower without its head, a tiny Gemma."""
     torch.manual_seed(0)
@@ -117,7 +104,7 @@ MAKERS = {
     "clip-vision": clip_vision,
     "siglip": siglip_dual,
     "clip": clip_dual,
-    "llava": llava,
+    "llava": save_llava,  # LlavaForConditionalGeneration: CLIP tower, tiny Llama
     "paligemma": paligemma,
     "internvl": internvl,
 }
@@ -139,9 +126,9 @@ def reference_layers(model):
     layers = {}
     for path, module in model.named_modules():
         parts = path.split(".")
-        if len(parts) >= 3 and parts[-3] == "encoder" and parts[-2] in ("layers", "layer"):
-            if "text" not in path and "language" not in path:
-                layers.setdefault(".".join(parts[:-1]), []).append(module)
+        vision = "text" not in path and "language" not in path
+        if vision and parts[-3:-1] in (["encoder", "layers"], ["encoder", "layer"]):
+            layers.setdefault(".".join(parts[:-1]), []).append(module)
     (found,) = layers.values()
     return found
 
