@@ -164,7 +164,7 @@ def test_the_geometry_sections_find_their_blocks_twin_rows():
     text = {h: t for h, t, _ in sections}
     omega3 = text["Neuron sharing ω (encoding geometry), neuron basis, block 3"]
     # the section reads ω's z, as the sanity row: the twin sentence follows its row
-    assert omega3.startswith("ω z (z) at block 3; additive R² 0.10")
+    assert omega3.startswith("ω z at block 3; additive R² 0.10")
     assert "Against its random-weights twin: trained -0.21" in omega3
     # the raw value in one sentence, with its additive R²
     assert "Read by its raw value instead (not centred on its null; additive R² 0.70" in omega3
@@ -251,7 +251,7 @@ def test_the_page_labels_s_as_the_studys_additive_score_and_has_every_part():
         "Autoencoder training",
     ]
     omega = sections[headings.index("Neuron sharing ω (encoding geometry), neuron basis, block 3")]
-    assert omega[1].startswith("ω z (z) at block 3; additive R² 0.06 (S gives 1).")
+    assert omega[1].startswith("ω z at block 3; additive R² 0.06 (S gives 1).")
     html = sharing_page("toy: shared neurons", sections)
     assert "<h1>toy: shared neurons</h1>" in html and "not detected" in html
     assert "mde_r" in html  # how to read the tables, on the first section

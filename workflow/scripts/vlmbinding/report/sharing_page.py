@@ -316,9 +316,8 @@ def sharing_sections(
         where = f"block {layers}" if measure in GEOMETRY else f"layers {layers}"
         if measure in VALUE_NAMES and (raw := value_sentence(every, VALUE_NAMES[measure], space)):
             sentences.append(raw)
-        text = f"{name} ({score}) at {where}; additive R² {_num(r2)} (S gives 1). " + " ".join(
-            sentences
-        )
+        read = name if name.endswith(f" {score}") else f"{name} ({score})"
+        text = f"{read} at {where}; additive R² {_num(r2)} (S gives 1). " + " ".join(sentences)
         sections.append((f"{title}, {where}", text, _headline(rows, space)))
     if beyond is not None and len(beyond):
         sections.append(
