@@ -126,6 +126,10 @@ def test_omega_beyond_iota_in_sentences():
     assert "not detected (80% power only for |r| >= 0.46)" in second
     older = geometry_beyond().drop(columns="mde_r")  # a table from before mde_r: said so
     assert "power not computed" in beyond_sentences(older)[1]
+    # binding accuracy's two subsets are the same pairs: said once
+    accuracy = geometry_beyond().iloc[:1].assign(metric="accuracy", space="binding", n_pairs=25)
+    twice = pd.concat([accuracy, accuracy.assign(subset="no_position")], ignore_index=True)
+    assert len(beyond_sentences(twice)) == 1
 
 
 def geometry_sanity():
@@ -214,7 +218,7 @@ def test_the_autoencoder_basis_in_sentences():
     assert "per seed the resolved share is 0.42 to 0.50" in text
     (text,) = training_sentences({"3": curve()})
     assert "Layer 3: 2 autoencoder(s)" in text and "FVU is 0.030 to 0.040" in text
-    assert "dead latents 25% to 30%." in text
+    assert "latents that fired on no token in the last epoch 25% to 30%." in text
     assert "more than half dead" in training_sentences({"3": curve(0.7)})[0]
 
 

@@ -212,6 +212,8 @@ def beyond_sentences(
     smallest |partial r| its test detects with 80% power (`mde_r`,
     `geometry_beyond.residual_mde_r`)."""
     rows = beyond[beyond["score"].eq(score) & beyond["space"].isin([space, "binding"])]
+    # binding accuracy's pairs have no position among them: its two subsets are one row
+    rows = rows.drop_duplicates(["layers", "metric", "n_pairs"])
     z = " z" if score == "z" else ""
     out = []
     for row in rows.to_dict("records"):
@@ -270,7 +272,8 @@ def training_sentences(curves: Mapping[str, pd.DataFrame]) -> list[str]:
         fvu, dead = last["fvu"], last["dead_fraction"]
         text = (
             f"Layer {layer}: {len(last)} autoencoder(s); at the last step the held-out FVU is "
-            f"{_num(fvu.min(), '.3f')} to {_num(fvu.max(), '.3f')}, dead latents "
+            f"{_num(fvu.min(), '.3f')} to {_num(fvu.max(), '.3f')}, latents that fired on no "
+            f"token in the last epoch "
             f"{_num(100 * dead.min(), '.0f')}% to {_num(100 * dead.max(), '.0f')}%"
         )
         out.append(text + (" (more than half dead in a seed)." if dead.max() > 0.5 else "."))
