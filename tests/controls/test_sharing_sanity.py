@@ -37,7 +37,9 @@ def model(seed: int, effect: float, pixels_d: np.ndarray) -> dict:
     )[SHARING_COLUMNS]
     d = effect * z + pixels_d + rng.normal(size=len(z))
     sep = pairs.assign(space="full", D=d, M=-d)
-    corr = sharing_correlation_table(sharing, sep, KINDS, n_boot=200, n_perm=99, seed=0)
+    corr = sharing_correlation_table(
+        sharing, sep, KINDS, n_boot=200, n_perm=99, seed=0, power_sims=20
+    )
     return {"sharing": sharing, "separability": sep, "sharing_correlation": corr}
 
 
@@ -119,7 +121,7 @@ def test_the_autoencoder_basis_gets_its_own_overlap_rows_when_it_ran():
         extra = t["sharing"].assign(basis="sae", z=t["sharing"]["z"] * -1)
         t["sharing"] = pd.concat([t["sharing"], extra], ignore_index=True)
         t["sharing_correlation"] = sharing_correlation_table(
-            t["sharing"], t["separability"], KINDS, n_boot=200, n_perm=99, seed=0
+            t["sharing"], t["separability"], KINDS, n_boot=200, n_perm=99, seed=0, power_sims=20
         )
     table = sanity_table(trained, twins, KINDS, "full", 3.5, 100, 0)
     sae = table[table["statistic"].str.endswith("(autoencoder basis)")]
@@ -148,7 +150,7 @@ def test_the_geometry_gets_rows_per_block_when_it_ran():
         ]
         t["sharing"] = pd.concat([overlap, *extra], ignore_index=True)
         t["sharing_correlation"] = sharing_correlation_table(
-            t["sharing"], t["separability"], KINDS, n_boot=200, n_perm=99, seed=0
+            t["sharing"], t["separability"], KINDS, n_boot=200, n_perm=99, seed=0, power_sims=20
         )
     assert sanity_keys(trained["sharing"]) == [
         ("overlap", "neurons", None),

@@ -230,6 +230,7 @@ def sharing_correlation_table(
     n_boot: int = 10000,
     n_perm: int = 9999,
     seed: int = 0,
+    power_sims: int = 200,
 ) -> pd.DataFrame:
     """Each measure's value and z against D and M, with the statistics the workflow uses for S.
 
@@ -242,10 +243,11 @@ def sharing_correlation_table(
     f2, accuracy), also against binding accuracy (space 'binding', within kind, as
     `correlate_binding`); a measure with no pair in common with it (colour x shape) is
     skipped there, with a log line. additive_r2: the R^2 of the best g(f1) + g(f2) fit of
-    the score (`sharing.additive_r2`; S gives 1).
+    the score (`sharing.additive_r2`; S gives 1). mde_r from `power_sims` simulated data
+    sets per row (`correlation.correlation_table`).
     """
     rows = []
-    settings = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed}
+    settings = {"n_boot": n_boot, "n_perm": n_perm, "seed": seed, "power_sims": power_sims}
     targets = score_targets(sharing, ["measure", "basis", "layers"], separability, per_pair)
     for (measure, basis, layers), group, score, target, binding in targets:
         scores = group[["f1", "f2", score]].rename(columns={score: "S"})
