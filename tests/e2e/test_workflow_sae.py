@@ -110,8 +110,12 @@ def test_changing_k_reruns_only_the_autoencoder_jobs(sae_run):
     assert not planned_jobs(run_workflow(work, config, "-n", *TARGETS))
 
 
-def test_a_diverging_training_stops_the_run_naming_the_layer(sae_run):
-    work, config = sae_run
+def test_a_diverging_training_stops_the_run_naming_the_layer(sae_run, tmp_path):
+    # on a copy: the failed job's outputs (layer 1's dictionaries) are removed by Snakemake,
+    # and the tests after this one read the shared run's
+    shared, config = sae_run
+    work = tmp_path / "broken"
+    shutil.copytree(shared, work, symlinks=True)
     broken = copy.deepcopy(config)
     broken["sharing"]["sae"]["lr"] = float("inf")  # Adam diverges: the loss turns NaN
     target = "results/toy/sae/layer_1/training.tsv"
