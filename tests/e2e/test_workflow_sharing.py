@@ -93,7 +93,11 @@ def test_the_specification_curve_and_the_comparison_show_the_overlap(shared):
                 & (corr["space"] == "full") & (corr["subset"] == "no_position")]  # fmt: skip
     assert models.loc["toy", "r_overlap_M"] == pytest.approx(want["pearson_r"].iloc[0])
     pooled = pd.read_csv(work / "results/comparison/replicates.tsv", sep="\t")
-    assert set(pooled["measure"]) == {"S", "overlap"}
+    # every row of the sharing table is pooled (the conjunctions are on by default), the
+    # neuron-basis overlap over the analysed pool right after S's rows
+    assert set(pooled["measure"]) == {"S", "overlap", "conjunctive", "separate"}
+    assert list(pooled["measure"].iloc[:4]) == ["S", "S", "overlap", "overlap"]
+    assert set(pooled.loc[pooled["measure"] != "S", "basis"]) == {"neurons"}
 
 
 def test_changing_m_reruns_only_the_sharing_jobs(shared):
