@@ -109,14 +109,12 @@ def correlation_sentence(row: Mapping, name: str, alpha: float = ALPHA) -> str:
     return f"{head}: detected, {side} (pairs with more {name} {words})."
 
 
-def twin_sentence(row: Mapping, name_statistic: bool = False) -> str:
-    """A sanity-table row (trained model against its twins) as a sentence; with
-    `name_statistic` it names the row's statistic (where it is not the sentence before's:
-    the geometry's rows compare z, its section reads the value)."""
+def twin_sentence(row: Mapping) -> str:
+    """A sanity-table row (trained model against its twins) as a sentence: the twins'
+    prediction interval, the band the verdict uses, and the verdict."""
     n = int(row["n_twins"]) if np.isfinite(row.get("n_twins", np.nan)) else 1
     twins = f"{n} random-weights twins" if n > 1 else "its random-weights twin"
     interval = "prediction interval" if n > 1 else "interval"
-    what = f", {row['statistic']}" if name_statistic else ""
     band = ""
     diff, low = float(row.get("difference", np.nan)), float(row.get("difference_ci_low", np.nan))
     if n > 1 and np.isfinite(diff) and np.isfinite(low):
@@ -128,7 +126,7 @@ def twin_sentence(row: Mapping, name_statistic: bool = False) -> str:
             f"[{_num(centre - half)}, {_num(centre + half)}]"
         )
     return (
-        f"Against {twins}{what}: trained {_num(row['trained'])}, "
+        f"Against {twins}: trained {_num(row['trained'])}, "
         f"twin{'s' if n > 1 else ''} {_num(row['random'])} ({interval} "
         f"[{_num(row['random_ci_low'])}, {_num(row['random_ci_high'])}]{band}); "
         f"{row['verdict']}."
